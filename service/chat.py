@@ -1,0 +1,276 @@
+"""Plain chat completions (search mode ``off``): prompt building, limits, and the two response forms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from service.engine.base import ChatMessageDict, Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
+from service.errors import EngineFailureError, InvalidRequestError, ServiceError
+from service.metrics import ServiceMetrics
+from service.protocol import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChoiceLogprobs,
+    ChunkChoice,
+    DeltaMessage,
+    PromptTokensDetails,
+    TokenLogprobOut,
+    TopLogprobOut,
+    Usage,
+)
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_MIN_LOGPROB = -9999.0  # JSON has no -inf
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """A validated request, tokenised, with one set of sampling options per choice."""
+
+    completion_id: str
+    model: str
+    prompt_ids: list[int]
+    options: list[SamplingOptions]
+    include_usage: bool
+
+    def request_id(self, index: int) -> str:
+        return f"{self.completion_id}-{index}"
+
+
+def chat_messages(request: ChatCompletionRequest) -> list[ChatMessageDict]:
+    return [{"role": m.role, "content": m.text()} for m in request.messages]
+
+
+def prepare_chat(
+    request: ChatCompletionRequest, engine: Engine, settings: Settings, model: str
+) -> PreparedChat:
+    """Check the request against the model's limits and turn it into engine inputs."""
+    if request.n > settings.max_n:
+        raise InvalidRequestError(f"n must be at most {settings.max_n}", param="n")
+    if request.top_logprobs is not None and not request.logprobs:
+        raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
+    prompt_ids = engine.encode(engine.render_chat(chat_messages(request)))
+    context = engine.max_model_len
+    if len(prompt_ids) >= context:
+        raise InvalidRequestError(
+            f"the messages take {len(prompt_ids)} tokens, more than this model's context of "
+            f"{context} tokens leaves room for",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    room = context - len(prompt_ids)
+    asked = request.requested_max_tokens()
+    if asked is not None and asked > room:
+        param = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
+        raise InvalidRequestError(
+            f"{param}={asked} plus the {len(prompt_ids)} prompt tokens exceeds this model's "
+            f"context of {context} tokens (at most {room} completion tokens are possible)",
+            param=param,
+            code="context_length_exceeded",
+        )
+    max_tokens = asked if asked is not None else min(settings.default_max_tokens, room)
+    base_seed = None if request.seed is None else request.seed % 2**63
+    options = [
+        SamplingOptions(
+            max_tokens=max_tokens,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=None if base_seed is None else (base_seed + i) % 2**63,
+            stop=request.stop_list(),
+            logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+        )
+        for i in range(request.n)
+    ]
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    return PreparedChat(f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage)
+
+
+async def merge_choices(
+    streams: Sequence[AsyncIterator[GenerationChunk]],
+) -> AsyncIterator[tuple[int, GenerationChunk]]:
+    """Interleave the output of several sequences; closing this closes (aborts) them all."""
+    if len(streams) == 1:
+        async for chunk in streams[0]:
+            yield 0, chunk
+        return
+    queue: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[GenerationChunk]) -> None:
+        try:
+            async for chunk in stream:
+                await queue.put((index, chunk))
+            await queue.put((index, None))
+        except Exception as exc:  # handed to the consumer, which raises it
+            await queue.put((index, exc))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _logprob_value(value: float) -> float:
+    return value if math.isfinite(value) else _MIN_LOGPROB
+
+
+def openai_logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
+    return ChoiceLogprobs(
+        content=[
+            TokenLogprobOut(
+                token=e.token,
+                logprob=_logprob_value(e.logprob),
+                bytes=list(e.token.encode()),
+                top_logprobs=[
+                    TopLogprobOut(token=t.token, logprob=_logprob_value(t.logprob), bytes=list(t.token.encode()))
+                    for t in e.top
+                ],
+            )
+            for e in entries
+        ]
+    )
+
+
+@dataclass
+class _Accumulator:
+    text: list[str] = field(default_factory=list)
+    tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: str | None = None
+    cached: int = 0
+
+    def add(self, chunk: GenerationChunk) -> None:
+        self.text.append(chunk.text)
+        self.tokens += len(chunk.token_ids)
+        if chunk.logprobs:
+            self.logprobs.extend(chunk.logprobs)
+        self.cached = max(self.cached, chunk.cached_tokens)
+        if chunk.finish_reason:
+            self.finish_reason = chunk.finish_reason
+
+
+def _usage(prompt_tokens: int, parts: Sequence[_Accumulator]) -> Usage:
+    completion = sum(p.tokens for p in parts)
+    cached = max((p.cached for p in parts), default=0)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=prompt_tokens + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+    )
+
+
+def _record(metrics: ServiceMetrics, usage: Usage) -> None:
+    metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
+    metrics.tokens.labels("completion").inc(usage.completion_tokens)
+    metrics.tokens.labels("cached_prompt").inc(usage.prompt_tokens_details.cached_tokens)
+
+
+def _streams(prepared: PreparedChat, engine: Engine) -> list[AsyncIterator[GenerationChunk]]:
+    return [
+        engine.generate(prepared.prompt_ids, opts, prepared.request_id(i))
+        for i, opts in enumerate(prepared.options)
+    ]
+
+
+async def complete_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMetrics) -> ChatCompletion:
+    """Run every choice to the end and build one ``chat.completion``."""
+    parts = [_Accumulator() for _ in prepared.options]
+    try:
+        async for index, chunk in merge_choices(_streams(prepared, engine)):
+            parts[index].add(chunk)
+    except EngineError as exc:
+        raise EngineFailureError(f"the engine failed: {exc}") from exc
+    usage = _usage(len(prepared.prompt_ids), parts)
+    _record(metrics, usage)
+    want_logprobs = prepared.options[0].logprobs is not None
+    return ChatCompletion(
+        id=prepared.completion_id,
+        model=prepared.model,
+        choices=[
+            Choice(
+                index=i,
+                message=AssistantMessage(content="".join(p.text)),
+                logprobs=openai_logprobs(p.logprobs) if want_logprobs else None,
+                finish_reason=p.finish_reason,
+            )
+            for i, p in enumerate(parts)
+        ],
+        usage=usage,
+    )
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+SSE_DONE = sse("[DONE]")
+
+
+def sse_error(exc: ServiceError) -> str:
+    return sse(json.dumps(exc.body()))
+
+
+async def stream_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMetrics) -> AsyncIterator[str]:
+    """Server-sent events of ``chat.completion.chunk``; always ends with ``data: [DONE]``."""
+    created = int(time.time())
+    parts = [_Accumulator() for _ in prepared.options]
+    want_logprobs = prepared.options[0].logprobs is not None
+
+    def frame(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
+        chunk = ChatCompletionChunk(
+            id=prepared.completion_id, created=created, model=prepared.model, choices=choices, usage=usage
+        )
+        return sse(chunk.model_dump_json())
+
+    try:
+        yield frame([ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content="")) for i in range(len(parts))])
+        async for index, chunk in merge_choices(_streams(prepared, engine)):
+            parts[index].add(chunk)
+            if not chunk.text and not chunk.finish_reason:
+                continue
+            yield frame(
+                [
+                    ChunkChoice(
+                        index=index,
+                        delta=DeltaMessage(content=chunk.text or None),
+                        logprobs=openai_logprobs(chunk.logprobs or []) if want_logprobs else None,
+                        finish_reason=chunk.finish_reason,
+                    )
+                ]
+            )
+        usage = _usage(len(prepared.prompt_ids), parts)
+        _record(metrics, usage)
+        if prepared.include_usage:
+            yield frame([], usage)
+    except EngineError as exc:
+        logger.warning("stream %s: engine failed: %s", prepared.completion_id, exc)
+        yield sse_error(EngineFailureError(f"the engine failed: {exc}"))
+    except Exception:
+        logger.exception("stream %s failed", prepared.completion_id)
+        yield sse_error(ServiceError("internal server error", code="internal_error"))
+    yield SSE_DONE

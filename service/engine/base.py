@@ -1,0 +1,95 @@
+"""The engine interface the routes and the agent loop talk to."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class ChatMessageDict(TypedDict):
+    role: str
+    content: str
+
+
+class EngineError(RuntimeError):
+    """The engine failed to produce output for a request (not the caller's fault)."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Decoding options for one sequence."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    include_stop_str_in_output: bool = False
+    #: None: no logprobs; k >= 0: the chosen token's logprob plus the k most likely alternatives.
+    logprobs: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token: str
+    token_id: int
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The logprob of one generated token and its most likely alternatives."""
+
+    token: str
+    token_id: int
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass
+class GenerationChunk:
+    """One step of output for one sequence: deltas since the previous chunk."""
+
+    text: str
+    token_ids: list[int]
+    prompt_tokens: int
+    cached_tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+    #: The stop string (or token id) that ended the sequence, if any.
+    stop_reason: str | int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the service needs from a text-generation engine."""
+
+    @property
+    def max_model_len(self) -> int:
+        """Context length: prompt plus completion tokens."""
+
+    def render_chat(self, messages: list[ChatMessageDict]) -> str:
+        """Apply the model's chat template, ending with the assistant generation prompt."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+
+    def generate(
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        """Stream the sequence's output. Closing the iterator early aborts the request."""
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a running request; unknown ids are ignored."""
+
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine is still working on."""
+
+    async def shutdown(self) -> None:
+        """Release the engine's processes and memory."""

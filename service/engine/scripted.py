@@ -1,0 +1,185 @@
+"""A scripted engine: a test utility that plays back given replies through the ``Engine`` interface.
+
+It tokenises on word boundaries, honours max_tokens, stop strings and aborts the way vLLM does,
+reports logprobs, counts its running requests, and can be told to fail mid-generation. Tests and
+benchmarks use it to exercise the service without loading a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from service.engine.base import (
+    ChatMessageDict,
+    EngineError,
+    GenerationChunk,
+    SamplingOptions,
+    TokenLogprob,
+    TopLogprob,
+)
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+@dataclass
+class ScriptedReply:
+    """What the engine answers to one call: text and, optionally, one logprob per token."""
+
+    text: str
+    logprobs: Sequence[float] | None = None
+
+
+Script = Callable[[str, SamplingOptions], "ScriptedReply | str"]
+
+
+@dataclass
+class ScriptedCall:
+    prompt: str
+    prompt_token_ids: list[int]
+    options: SamplingOptions
+    request_id: str
+
+
+@dataclass
+class ScriptedEngine:
+    """``Engine`` that answers from a script instead of a model."""
+
+    script: Script | Sequence[ScriptedReply | str] = "Hello from the scripted engine."
+    context_length: int = 2048
+    token_delay: float = 0.0
+    #: Raise EngineError after this many tokens of every generation (None: never).
+    fail_after_tokens: int | None = None
+    calls: list[ScriptedCall] = field(default_factory=list)
+    _vocab: dict[str, int] = field(default_factory=dict)
+    _words: list[str] = field(default_factory=list)
+    _running: set[str] = field(default_factory=set)
+    _aborted: set[str] = field(default_factory=set)
+    _replies_served: int = 0
+    shut_down: bool = False
+
+    # -- tokenizer ---------------------------------------------------------------------------
+    def _id(self, piece: str) -> int:
+        if piece not in self._vocab:
+            self._vocab[piece] = len(self._words)
+            self._words.append(piece)
+        return self._vocab[piece]
+
+    def encode(self, text: str) -> list[int]:
+        return [self._id(piece) for piece in _TOKEN.findall(text)]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return "".join(self._words[i] for i in token_ids)
+
+    @property
+    def max_model_len(self) -> int:
+        return self.context_length
+
+    def render_chat(self, messages: list[ChatMessageDict]) -> str:
+        turns = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+        return f"{turns}<|assistant|>\n"
+
+    # -- generation --------------------------------------------------------------------------
+    def _next_reply(self, prompt: str, options: SamplingOptions) -> ScriptedReply:
+        if callable(self.script):
+            reply = self.script(prompt, options)
+        elif isinstance(self.script, str):
+            reply = self.script
+        else:
+            replies = list(self.script)
+            reply = replies[min(self._replies_served, len(replies) - 1)]
+        self._replies_served += 1
+        return reply if isinstance(reply, ScriptedReply) else ScriptedReply(reply)
+
+    @staticmethod
+    def _apply_stop(text: str, options: SamplingOptions) -> tuple[str, str | None]:
+        hits = [(text.find(s), s) for s in options.stop if s and s in text]
+        if not hits:
+            return text, None
+        index, stop = min(hits)
+        end = index + len(stop) if options.include_stop_str_in_output else index
+        return text[:end], stop
+
+    async def generate(
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        if request_id in self._running:
+            raise EngineError(f"request id {request_id} already running")
+        prompt = self.decode(prompt_token_ids)
+        self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id))
+        reply = self._next_reply(prompt, options)
+        text, stop = self._apply_stop(reply.text, options)
+        pieces = _TOKEN.findall(text)
+        self._running.add(request_id)
+        try:
+            for index, piece in enumerate(pieces):
+                if request_id in self._aborted:
+                    yield self._chunk("", [], prompt_token_ids, None, "abort", None)
+                    return
+                if self.fail_after_tokens is not None and index >= self.fail_after_tokens:
+                    raise EngineError("scripted failure")
+                if index >= options.max_tokens:
+                    yield self._chunk("", [], prompt_token_ids, None, "length", None)
+                    return
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                else:
+                    await asyncio.sleep(0)
+                logprob = self._logprob(reply, index, options, piece)
+                last = index == len(pieces) - 1
+                yield self._chunk(
+                    piece,
+                    [self._id(piece)],
+                    prompt_token_ids,
+                    logprob,
+                    "stop" if last else None,
+                    stop if last else None,
+                )
+            if not pieces:
+                yield self._chunk("", [], prompt_token_ids, None, "stop", stop)
+        finally:
+            self._running.discard(request_id)
+            self._aborted.discard(request_id)
+
+    def _logprob(
+        self, reply: ScriptedReply, index: int, options: SamplingOptions, piece: str
+    ) -> list[TokenLogprob] | None:
+        if options.logprobs is None:
+            return None
+        value = reply.logprobs[index] if reply.logprobs and index < len(reply.logprobs) else -0.5
+        chosen = TopLogprob(token=piece, token_id=self._id(piece), logprob=value)
+        top = (chosen,) + tuple(
+            TopLogprob(token=f"<alt{j}>", token_id=self._id(f"<alt{j}>"), logprob=value - 1.0 - j)
+            for j in range(max(options.logprobs - 1, 0))
+        )
+        return [TokenLogprob(piece, chosen.token_id, value, top[: options.logprobs])]
+
+    def _chunk(
+        self,
+        text: str,
+        token_ids: list[int],
+        prompt_token_ids: list[int],
+        logprobs: list[TokenLogprob] | None,
+        finish: str | None,
+        stop: str | None,
+    ) -> GenerationChunk:
+        return GenerationChunk(
+            text=text,
+            token_ids=token_ids,
+            prompt_tokens=len(prompt_token_ids),
+            logprobs=logprobs,
+            finish_reason=finish,  # type: ignore[arg-type]
+            stop_reason=stop,
+        )
+
+    async def abort(self, request_id: str) -> None:
+        if request_id in self._running:
+            self._aborted.add(request_id)
+
+    def num_unfinished_requests(self) -> int:
+        return len(self._running)
+
+    async def shutdown(self) -> None:
+        self.shut_down = True

@@ -1,0 +1,177 @@
+"""The vLLM engine, in-process through ``AsyncLLM`` (no HTTP hop to a second server)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from service.engine.base import (
+    ChatMessageDict,
+    EngineError,
+    GenerationChunk,
+    SamplingOptions,
+    TokenLogprob,
+    TopLogprob,
+)
+
+if TYPE_CHECKING:
+    from service.settings import EngineSettings
+
+logger = logging.getLogger(__name__)
+
+GiB = 1024**3
+
+
+def cuda_available() -> bool:
+    """Whether vLLM will run on a GPU (the CPU build reports its platform as cpu)."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:  # pragma: no cover - vllm is a hard requirement at run time
+        return False
+    return bool(current_platform.is_cuda_alike())
+
+
+def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
+    """Translate the service's engine settings into vLLM's ``AsyncEngineArgs``."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    on_gpu = cuda_available()
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "served_model_name": [served_name],
+        "dtype": options.dtype,
+        "tensor_parallel_size": options.tensor_parallel_size,
+        "pipeline_parallel_size": options.pipeline_parallel_size,
+        "enforce_eager": (not on_gpu) if options.enforce_eager is None else options.enforce_eager,
+        "enable_prefix_caching": True,
+        "max_num_seqs": options.max_num_seqs,
+        "seed": options.seed,
+        "disable_log_stats": True,
+        "gpu_memory_utilization": options.gpu_memory_utilization,
+    }
+    if options.max_model_len is not None:
+        kwargs["max_model_len"] = options.max_model_len
+    if options.distributed_executor_backend is not None:
+        kwargs["distributed_executor_backend"] = options.distributed_executor_backend
+    if options.block_size is not None:
+        kwargs["block_size"] = options.block_size
+    kv_gib = options.kv_cache_gib if options.kv_cache_gib is not None else (None if on_gpu else 1.0)
+    if kv_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(kv_gib * GiB)
+    return AsyncEngineArgs(**kwargs)
+
+
+def _convert_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenLogprob]:
+    out: list[TokenLogprob] = []
+    for token_id, position in zip(token_ids, entries or [], strict=False):
+        chosen = position.get(token_id)
+        ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+        top = tuple(
+            TopLogprob(token=lp.decoded_token or "", token_id=tid, logprob=float(lp.logprob))
+            for tid, lp in ranked[:k]
+        )
+        out.append(
+            TokenLogprob(
+                token=(chosen.decoded_token or "") if chosen else "",
+                token_id=token_id,
+                logprob=float(chosen.logprob) if chosen else float("-inf"),
+                top=top,
+            )
+        )
+    return out
+
+
+class VllmEngine:
+    """``Engine`` over vLLM's ``AsyncLLM``; prefix caching on."""
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self._tokenizer = llm.get_tokenizer()
+        self._max_model_len = int(llm.model_config.max_model_len)
+
+    @classmethod
+    async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
+        """Start the engine. The slow start runs in a thread so the server keeps answering."""
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = engine_args(model, served_name, options)
+        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        logger.info("vLLM engine ready: %s (max_model_len=%d)", model, llm.model_config.max_model_len)
+        return cls(llm)
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    def render_chat(self, messages: list[ChatMessageDict]) -> str:
+        return str(
+            self._tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        )
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    async def generate(
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+    ) -> AsyncIterator[GenerationChunk]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            n=1,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            seed=options.seed,
+            stop=list(options.stop) or None,
+            include_stop_str_in_output=options.include_stop_str_in_output,
+            logprobs=options.logprobs,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
+        k = options.logprobs or 0
+        finished = False
+        try:
+            async for out in self._llm.generate(prompt, params, request_id):
+                completion = out.outputs[0]
+                token_ids = list(completion.token_ids)
+                finished = out.finished
+                yield GenerationChunk(
+                    text=completion.text,
+                    token_ids=token_ids,
+                    prompt_tokens=len(prompt_token_ids),
+                    cached_tokens=int(out.num_cached_tokens or 0),
+                    logprobs=(
+                        _convert_logprobs(completion.logprobs, token_ids, k)
+                        if options.logprobs is not None
+                        else None
+                    ),
+                    finish_reason=completion.finish_reason if out.finished else None,
+                    stop_reason=completion.stop_reason,
+                )
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise EngineError(f"generation failed: {type(exc).__name__}") from exc
+        finally:
+            if not finished:
+                await self.abort(request_id)
+
+    async def abort(self, request_id: str) -> None:
+        try:
+            await self._llm.abort(request_id)
+        except Exception:  # aborting an already finished request is not an error
+            logger.debug("abort of %s ignored", request_id, exc_info=True)
+
+    def num_unfinished_requests(self) -> int:
+        return int(self._llm.get_num_unfinished_requests())
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self._llm.shutdown)

