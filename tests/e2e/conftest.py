@@ -1,0 +1,34 @@
+"""One real server (vLLM on the embedded SmolLM2 model) shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import signal
+
+import openai
+import pytest
+
+from tests.e2e.launcher import RunningServer, start_server
+
+MODEL = "smollm2-135m-instruct"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(tmp_path_factory.mktemp("e2e"))
+    yield running
+    code = running.stop()
+    # uvicorn re-raises SIGTERM after its graceful shutdown: that is the clean exit status
+    assert code == -signal.SIGTERM, f"server exited with {code} on SIGTERM:\n{running.log_tail()}"
+
+
+@pytest.fixture()
+def client(server: RunningServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0, timeout=120)

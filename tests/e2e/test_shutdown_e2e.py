@@ -1,0 +1,52 @@
+"""Graceful shutdown of the real server: in-flight streams finish, the engine is shut down."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.e2e.conftest import MODEL
+from tests.e2e.launcher import start_server
+
+
+def _engine_children(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_sigterm_lets_the_stream_finish_then_stops_the_engine(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "--shutdown-timeout", "60")
+    children = _engine_children(server.process.pid)
+    assert children, "vLLM's engine core runs as a child process"
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Tell me a story."}],
+            "max_tokens": 120, "temperature": 0, "stream": True}
+    events: list[str] = []
+    started = threading.Event()
+
+    def consume() -> None:
+        with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body,
+                          headers=headers, timeout=120) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    started.set()
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert started.wait(60)
+    server.process.send_signal(signal.SIGTERM)
+    reader.join(120)
+    code = server.process.wait(120)
+    # uvicorn re-raises the signal after its graceful shutdown, so the exit status is SIGTERM's
+    assert code == -signal.SIGTERM, server.log_tail()
+    assert "engine shut down" in server.log_path.read_text()
+    assert events[-1] == "[DONE]"
+    finishes = [c["finish_reason"] for e in events[:-1] for c in json.loads(e)["choices"]]
+    assert finishes[-1] == "length"  # the stream ran to its end, not cut off
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"engine processes left running: {alive}"
