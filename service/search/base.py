@@ -1,0 +1,40 @@
+"""The search-backend interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+SearchFailure = Literal["timeout", "connection", "http_status", "rate_limited", "auth", "bad_response"]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One search result."""
+
+    title: str
+    text: str
+    url: str | None = None
+    score: float | None = None
+
+
+class SearchError(Exception):
+    """A backend could not answer. ``kind`` says why; the message never contains API keys."""
+
+    def __init__(self, backend: str, kind: SearchFailure, message: str) -> None:
+        super().__init__(f"{backend}: {kind}: {message}")
+        self.backend = backend
+        self.kind = kind
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    """A search engine the agent loop can call."""
+
+    name: str
+
+    async def search(self, query: str, top_k: int) -> list[Doc]:
+        """Up to ``top_k`` results for ``query``, best first. Raises SearchError on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections and files."""
