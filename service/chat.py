@@ -11,7 +11,16 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from service.engine.base import ChatMessageDict, Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
+from jinja2 import TemplateError
+
+from service.engine.base import (
+    ChatMessageDict,
+    Engine,
+    EngineError,
+    GenerationChunk,
+    SamplingOptions,
+    TokenLogprob,
+)
 from service.errors import EngineFailureError, InvalidRequestError, ServiceError
 from service.metrics import ServiceMetrics
 from service.protocol import (
@@ -61,7 +70,12 @@ def prepare_chat(
         raise InvalidRequestError(f"n must be at most {settings.max_n}", param="n")
     if request.top_logprobs is not None and not request.logprobs:
         raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
-    prompt_ids = engine.encode(engine.render_chat(chat_messages(request)))
+    try:
+        prompt_ids = engine.encode(engine.render_chat(chat_messages(request)))
+    except (TemplateError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+        raise InvalidRequestError(
+            f"the messages cannot be rendered with this model's chat template: {exc}", param="messages"
+        ) from exc
     context = engine.max_model_len
     if len(prompt_ids) >= context:
         raise InvalidRequestError(
@@ -146,7 +160,9 @@ def openai_logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
                 logprob=_logprob_value(e.logprob),
                 bytes=list(e.token.encode()),
                 top_logprobs=[
-                    TopLogprobOut(token=t.token, logprob=_logprob_value(t.logprob), bytes=list(t.token.encode()))
+                    TopLogprobOut(
+                        token=t.token, logprob=_logprob_value(t.logprob), bytes=list(t.token.encode())
+                    )
                     for t in e.top
                 ],
             )
@@ -248,7 +264,12 @@ async def stream_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMe
         return sse(chunk.model_dump_json())
 
     try:
-        yield frame([ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content="")) for i in range(len(parts))])
+        yield frame(
+            [
+                ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(len(parts))
+            ]
+        )
         async for index, chunk in merge_choices(_streams(prepared, engine)):
             parts[index].add(chunk)
             if not chunk.text and not chunk.finish_reason:

@@ -103,8 +103,10 @@ def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
 
 
 def invalid_request_from_validation(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
-    message, param = _describe(exc.errors())
-    return InvalidRequestError(message, param=param, code="invalid_value")
+    errors = exc.errors()
+    message, param = _describe(errors)
+    code = "invalid_json" if errors[0].get("type") == "json_invalid" else "invalid_value"
+    return InvalidRequestError(message, param=param, code=code)
 
 
 _STATUS_TYPES = {401: AuthenticationError, 404: NotFoundError, 413: PayloadTooLargeError}
@@ -123,7 +125,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        cls = _STATUS_TYPES.get(exc.status_code, InvalidRequestError if exc.status_code < 500 else ServiceError)
+        cls = _STATUS_TYPES.get(
+            exc.status_code, InvalidRequestError if exc.status_code < 500 else ServiceError
+        )
         err = cls(str(exc.detail), headers=exc.headers)
         err.status_code = exc.status_code
         return error_response(err)

@@ -91,5 +91,8 @@ class Engine(Protocol):
     def num_unfinished_requests(self) -> int:
         """Requests the engine is still working on."""
 
+    def is_healthy(self) -> bool:
+        """False once the engine has died and cannot serve any more requests."""
+
     async def shutdown(self) -> None:
         """Release the engine's processes and memory."""

@@ -43,9 +43,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
     logger.info("converting %s to safetensors in %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The de-quantised weights are plain tensors: drop the GGUF quantiser so that the saved
     # checkpoint is an ordinary one vLLM can load.
     model.hf_quantizer = None

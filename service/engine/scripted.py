@@ -59,6 +59,7 @@ class ScriptedEngine:
     _aborted: set[str] = field(default_factory=set)
     _replies_served: int = 0
     shut_down: bool = False
+    healthy: bool = True
 
     # -- tokenizer ---------------------------------------------------------------------------
     def _id(self, piece: str) -> int:
@@ -180,6 +181,9 @@ class ScriptedEngine:
 
     def num_unfinished_requests(self) -> int:
         return len(self._running)
+
+    def is_healthy(self) -> bool:
+        return self.healthy
 
     async def shutdown(self) -> None:
         self.shut_down = True

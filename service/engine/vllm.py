@@ -63,6 +63,17 @@ def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
     return AsyncEngineArgs(**kwargs)
 
 
+def _prompt_builder() -> Any:
+    """vLLM's engine-input constructor for token prompts; raw ``TokensPrompt`` on older vLLM."""
+    try:
+        from vllm.inputs.engine import tokens_input
+    except ImportError:
+        from vllm.inputs import TokensPrompt
+
+        return lambda ids: TokensPrompt(prompt_token_ids=ids)
+    return tokens_input
+
+
 def _convert_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenLogprob]:
     out: list[TokenLogprob] = []
     for token_id, position in zip(token_ids, entries or [], strict=False):
@@ -90,6 +101,7 @@ class VllmEngine:
         self._llm = llm
         self._tokenizer = llm.get_tokenizer()
         self._max_model_len = int(llm.model_config.max_model_len)
+        self._prompt = _prompt_builder()
 
     @classmethod
     async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
@@ -106,11 +118,7 @@ class VllmEngine:
         return self._max_model_len
 
     def render_chat(self, messages: list[ChatMessageDict]) -> str:
-        return str(
-            self._tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
-        )
+        return str(self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
     def encode(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text, add_special_tokens=False))
@@ -119,7 +127,6 @@ class VllmEngine:
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
         params = SamplingParams(
@@ -135,7 +142,7 @@ class VllmEngine:
             frequency_penalty=options.frequency_penalty,
             output_kind=RequestOutputKind.DELTA,
         )
-        prompt = TokensPrompt(prompt_token_ids=prompt_token_ids)
+        prompt = self._prompt(prompt_token_ids)
         k = options.logprobs or 0
         finished = False
         try:
@@ -172,6 +179,9 @@ class VllmEngine:
 
     def num_unfinished_requests(self) -> int:
         return int(self._llm.get_num_unfinished_requests())
+
+    def is_healthy(self) -> bool:
+        return not self._llm.errored
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self._llm.shutdown)

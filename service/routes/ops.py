@@ -25,9 +25,11 @@ def _vllm_version() -> str | None:
 
 @router.get("/health")
 async def health(state: State) -> JSONResponse:
-    """200 once the engine is loaded; 503 while it loads or if it failed to."""
+    """200 once the engine is loaded; 503 while it loads, if it failed to, or if it died."""
     if state.engine is not None:
-        return JSONResponse({"status": "ok", "model": state.model_name})
+        if state.engine.is_healthy():
+            return JSONResponse({"status": "ok", "model": state.model_name})
+        return JSONResponse({"status": "unhealthy", "model": state.model_name}, status_code=503)
     status = "failed" if state.load_error else "loading"
     body = {"status": status, "model": state.model_name}
     if state.load_error:

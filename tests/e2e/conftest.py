@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import signal
+from collections.abc import Iterator
 
 import openai
 import pytest

@@ -56,8 +56,16 @@ def start_server(log_dir: Path, *extra: str, api_key: str = "e2e-key") -> Runnin
     log_path = log_dir / f"server-{port}.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     args = [
-        sys.executable, "-m", "service", "--port", str(port), "--api-keys", api_key,
-        "--engine.max-model-len", "2048", *extra,
+        sys.executable,
+        "-m",
+        "service",
+        "--port",
+        str(port),
+        "--api-keys",
+        api_key,
+        "--engine.max-model-len",
+        "2048",
+        *extra,
     ]
     log = log_path.open("wb")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -41,7 +41,11 @@ def test_greedy_is_deterministic_and_length_is_reported(client: openai.OpenAI) -
 def test_streaming_matches_non_streaming(client: openai.OpenAI) -> None:
     whole = greedy(client, max_tokens=24).choices[0].message.content
     stream = client.chat.completions.create(
-        model=MODEL, messages=QUESTION, temperature=0, max_tokens=24, stream=True,
+        model=MODEL,
+        messages=QUESTION,
+        temperature=0,
+        max_tokens=24,
+        stream=True,
         stream_options={"include_usage": True},
     )
     deltas, finish, usage = [], None, None
@@ -100,11 +104,13 @@ def test_logprobs(client: openai.OpenAI) -> None:
     text = reply.choices[0].message.content
     joined = "".join(e.token for e in content)
     # the end-of-sequence token is generated (and counted) but not part of the text
-    assert joined == text or (joined.startswith(text) and joined[len(text):] == content[-1].token)
+    assert joined == text or (joined.startswith(text) and joined[len(text) :] == content[-1].token)
 
 
 def test_prefix_cache_serves_a_repeated_prompt(client: openai.OpenAI) -> None:
-    long_context = " ".join(f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}." for i in range(60))
+    long_context = " ".join(
+        f"Fact {i}: the number {i} is {'even' if i % 2 == 0 else 'odd'}." for i in range(60)
+    )
     messages = [{"role": "system", "content": long_context}, {"role": "user", "content": "Is 7 odd?"}]
     greedy(client, messages, max_tokens=4)
     again = greedy(client, messages, max_tokens=4)
@@ -136,7 +142,8 @@ def test_error_cases(client: openai.OpenAI, server: RunningServer) -> None:
     with pytest.raises(openai.AuthenticationError):
         wrong_key.chat.completions.create(model=MODEL, messages=QUESTION)
     raw = httpx.post(
-        f"{server.base_url}/v1/chat/completions", content=b"{not json",
+        f"{server.base_url}/v1/chat/completions",
+        content=b"{not json",
         headers={"Authorization": f"Bearer {server.api_key}"},
     )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
@@ -156,7 +163,9 @@ def _wait_engine_idle(server: RunningServer, seconds: float = 10) -> bool:
 def test_client_disconnect_mid_stream_aborts_generation(server: RunningServer) -> None:
     headers = {"Authorization": f"Bearer {server.api_key}"}
     body = {"model": MODEL, "messages": STORY, "max_tokens": 1500, "temperature": 0, "stream": True}
-    with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=60) as r:
+    with httpx.stream(
+        "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=60
+    ) as r:
         lines = r.iter_lines()
         received = [next(lines) for _ in range(6)]
         assert any(line.startswith("data: ") for line in received)

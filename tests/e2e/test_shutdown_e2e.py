@@ -23,14 +23,20 @@ def test_sigterm_lets_the_stream_finish_then_stops_the_engine(tmp_path: Path) ->
     children = _engine_children(server.process.pid)
     assert children, "vLLM's engine core runs as a child process"
     headers = {"Authorization": f"Bearer {server.api_key}"}
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "Tell me a story."}],
-            "max_tokens": 120, "temperature": 0, "stream": True}
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Tell me a story."}],
+        "max_tokens": 120,
+        "temperature": 0,
+        "stream": True,
+    }
     events: list[str] = []
     started = threading.Event()
 
     def consume() -> None:
-        with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body,
-                          headers=headers, timeout=120) as response:
+        with httpx.stream(
+            "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=120
+        ) as response:
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     events.append(line[6:])
