@@ -21,10 +21,22 @@ class Doc:
 class SearchError(Exception):
     """A backend could not answer. ``kind`` says why; the message never contains API keys."""
 
-    def __init__(self, backend: str, kind: SearchFailure, message: str) -> None:
+    def __init__(
+        self,
+        backend: str,
+        kind: SearchFailure,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{backend}: {kind}: {message}")
         self.backend = backend
         self.kind = kind
+        #: Worth trying again (timeouts, dropped connections, 429 and 5xx answers).
+        self.retryable = retryable
+        #: Seconds the server asked us to wait (Retry-After), if it said.
+        self.retry_after = retry_after
 
 
 @runtime_checkable

@@ -1,0 +1,79 @@
+"""HTTP plumbing shared by the API backends: one call, every failure mapped to a SearchError."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+import httpx
+
+from service.search.base import SearchError
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HttpBackend:
+    """Base of the backends that speak HTTP through an injected ``httpx.AsyncClient``."""
+
+    name = "http"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self.client.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            body = await response.aread()
+        except httpx.TimeoutException as exc:
+            raise SearchError(self.name, "timeout", f"no answer in {self.timeout}s", retryable=True) from exc
+        except httpx.TransportError as exc:  # refused, reset, dropped mid-response
+            raise SearchError(self.name, "connection", type(exc).__name__, retryable=True) from exc
+        status = response.status_code
+        if status in (401, 403):
+            raise SearchError(self.name, "auth", f"HTTP {status}: check the API key")
+        if status == 429:
+            raise SearchError(
+                self.name,
+                "rate_limited",
+                "HTTP 429",
+                retryable=True,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if status >= 500:
+            raise SearchError(
+                self.name,
+                "http_status",
+                f"HTTP {status}",
+                retryable=True,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if status >= 400:
+            raise SearchError(self.name, "http_status", f"HTTP {status}")
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise SearchError(self.name, "bad_response", "the answer is not JSON") from exc
+
+    def malformed(self, what: str) -> SearchError:
+        return SearchError(self.name, "bad_response", what)
+
+    async def aclose(self) -> None:
+        """The client belongs to whoever injected it."""
