@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from service import __version__
+from service.agent.backends import BackendPool, BackendUnavailableError
+from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routes import chat, models, ops
+from service.search.base import SearchBackend
+from service.search.metrics import SearchMetrics
+from service.search.registry import BackendNotReadyError, backend_names, create_search_backend
 from service.settings import Settings
 from service.state import InFlightLimiter, ServiceState
 
@@ -43,21 +49,47 @@ async def _load(state: ServiceState, factory: EngineFactory, on_failure: Callabl
             on_failure()
 
 
+def _backend_pool(
+    settings: Settings,
+    metrics: ServiceMetrics,
+    client: httpx.AsyncClient,
+    search: Mapping[str, SearchBackend] | None,
+) -> BackendPool:
+    search_metrics = SearchMetrics(metrics.registry)
+
+    async def factory(name: str) -> SearchBackend:
+        try:
+            return await create_search_backend(
+                name, settings.search, metrics=search_metrics, client=client, cache_dir=settings.cache_dir
+            )
+        except BackendNotReadyError as exc:
+            raise BackendUnavailableError(str(exc)) from exc
+
+    return BackendPool(backend_names(), factory, search)
+
+
 def create_app(
     settings: Settings,
     *,
     engine: Engine | None = None,
     engine_factory: EngineFactory = load_vllm_engine,
+    search: Mapping[str, SearchBackend] | None = None,
+    http_client: httpx.AsyncClient | None = None,
     on_load_failure: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With ``engine`` given it serves that; otherwise it loads one in the
-    background at start-up, answering 503 until it is ready."""
+    background at start-up, answering 503 until it is ready. ``search`` replaces backends by name;
+    the others are created on first use, speaking HTTP through ``http_client``."""
     metrics = ServiceMetrics()
+    client = http_client or httpx.AsyncClient(follow_redirects=True)
+    pool = _backend_pool(settings, metrics, client, search)
+    model_name = settings.resolved_model_name()
     state = ServiceState(
         settings=settings,
-        model_name=settings.resolved_model_name(),
+        model_name=model_name,
         metrics=metrics,
         limiter=InFlightLimiter(settings.max_concurrency, metrics),
+        agent=AgentRuntime(settings, model_name, pool),
     )
 
     @asynccontextmanager
@@ -66,9 +98,14 @@ def create_app(
             state.set_engine(engine)
         else:
             state.loader = asyncio.create_task(_load(state, engine_factory, on_load_failure))
+        warming = asyncio.create_task(pool.warm(settings.search.backend))
         try:
             yield
         finally:
+            warming.cancel()
+            await pool.aclose()
+            if http_client is None:
+                await client.aclose()
             if state.loader is not None and not state.loader.done():
                 state.loader.cancel()
                 await asyncio.gather(state.loader, return_exceptions=True)

@@ -62,6 +62,16 @@ def chat_messages(request: ChatCompletionRequest) -> list[ChatMessageDict]:
     return [{"role": m.role, "content": m.text()} for m in request.messages]
 
 
+def render_prompt(engine: Engine, messages: list[ChatMessageDict]) -> list[int]:
+    """Token ids of the messages under the model's chat template; a template error is the caller's."""
+    try:
+        return engine.encode(engine.render_chat(messages))
+    except (TemplateError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+        raise InvalidRequestError(
+            f"the messages cannot be rendered with this model's chat template: {exc}", param="messages"
+        ) from exc
+
+
 def prepare_chat(
     request: ChatCompletionRequest, engine: Engine, settings: Settings, model: str
 ) -> PreparedChat:
@@ -70,12 +80,7 @@ def prepare_chat(
         raise InvalidRequestError(f"n must be at most {settings.max_n}", param="n")
     if request.top_logprobs is not None and not request.logprobs:
         raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
-    try:
-        prompt_ids = engine.encode(engine.render_chat(chat_messages(request)))
-    except (TemplateError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
-        raise InvalidRequestError(
-            f"the messages cannot be rendered with this model's chat template: {exc}", param="messages"
-        ) from exc
+    prompt_ids = render_prompt(engine, chat_messages(request))
     context = engine.max_model_len
     if len(prompt_ids) >= context:
         raise InvalidRequestError(
@@ -101,7 +106,7 @@ def prepare_chat(
             max_tokens=max_tokens,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
-            seed=None if base_seed is None else (base_seed + i) % 2**63,
+            seed=base_seed,
             stop=request.stop_list(),
             logprobs=(request.top_logprobs or 0) if request.logprobs else None,
             presence_penalty=request.presence_penalty,
@@ -200,7 +205,7 @@ def _usage(prompt_tokens: int, parts: Sequence[_Accumulator]) -> Usage:
     )
 
 
-def _record(metrics: ServiceMetrics, usage: Usage) -> None:
+def record_usage(metrics: ServiceMetrics, usage: Usage) -> None:
     metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
     metrics.tokens.labels("completion").inc(usage.completion_tokens)
     metrics.tokens.labels("cached_prompt").inc(usage.prompt_tokens_details.cached_tokens)
@@ -222,7 +227,7 @@ async def complete_chat(prepared: PreparedChat, engine: Engine, metrics: Service
     except EngineError as exc:
         raise EngineFailureError(f"the engine failed: {exc}") from exc
     usage = _usage(len(prepared.prompt_ids), parts)
-    _record(metrics, usage)
+    record_usage(metrics, usage)
     want_logprobs = prepared.options[0].logprobs is not None
     return ChatCompletion(
         id=prepared.completion_id,
@@ -261,7 +266,7 @@ async def stream_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMe
         chunk = ChatCompletionChunk(
             id=prepared.completion_id, created=created, model=prepared.model, choices=choices, usage=usage
         )
-        return sse(chunk.model_dump_json())
+        return sse(chunk.model_dump_json(exclude={"search_step", "search_trace"}))
 
     try:
         yield frame(
@@ -285,7 +290,7 @@ async def stream_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMe
                 ]
             )
         usage = _usage(len(prepared.prompt_ids), parts)
-        _record(metrics, usage)
+        record_usage(metrics, usage)
         if prepared.include_usage:
             yield frame([], usage)
     except EngineError as exc:

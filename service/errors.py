@@ -79,6 +79,12 @@ class EngineFailureError(ServiceError):
     default_code = "engine_error"
 
 
+class SearchBackendError(ServiceError):
+    status_code = 502
+    error_type = "server_error"
+    default_code = "search_failed"
+
+
 class ServiceUnavailableError(ServiceError):
     status_code = 503
     error_type = "server_error"
@@ -89,11 +95,29 @@ def error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
+def _location(error: Mapping[str, Any]) -> list[str]:
+    return [str(part) for part in error.get("loc", ()) if part != "body"]
+
+
+def _param(errors: Sequence[Mapping[str, Any]]) -> str | None:
+    """The first error's location, cut to what it shares with the other errors about the same
+    parameter: a value that fits no member of a union gets one error per member, each located
+    under that member's tag (``stop.str``, ``stop.list[str]``), and the parameter is their prefix."""
+    prefix = _location(errors[0])
+    for other in map(_location, errors[1:]):
+        if not prefix or not other or other[0] != prefix[0]:
+            continue
+        shared = 0
+        while shared < min(len(prefix), len(other)) and prefix[shared] == other[shared]:
+            shared += 1
+        prefix = prefix[:shared]
+    return ".".join(prefix) or None
+
+
 def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:
     """A readable message and the offending parameter from pydantic's error list."""
     first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(loc) or None
+    param = _param(errors)
     if first.get("type") == "json_invalid":
         return f"request body is not valid JSON: {first.get('msg', '')}", None
     message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg"))

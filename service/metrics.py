@@ -17,27 +17,44 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "ssrl_requests", "HTTP requests by route and status.", ["route", "status"],
+            "ssrl_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "ssrl_request_duration_seconds", "Time from request to last byte sent.", ["route"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "ssrl_request_duration_seconds",
+            "Time from request to last byte sent.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Counter(
-            "ssrl_tokens", "Tokens processed, by kind (prompt, completion, cached_prompt).", ["kind"],
+            "ssrl_tokens",
+            "Tokens processed, by kind (prompt, completion, cached_prompt).",
+            ["kind"],
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "ssrl_requests_in_flight", "Chat requests admitted and not yet finished.",
+            "ssrl_requests_in_flight",
+            "Chat requests admitted and not yet finished.",
             registry=self.registry,
         )
         self.rejected = Counter(
-            "ssrl_requests_rejected", "Chat requests refused before reaching the engine, by reason.",
-            ["reason"], registry=self.registry,
+            "ssrl_requests_rejected",
+            "Chat requests refused before reaching the engine, by reason.",
+            ["reason"],
+            registry=self.registry,
         )
         self.engine_unfinished = Gauge(
-            "ssrl_engine_unfinished_requests", "Requests the engine is still generating.",
+            "ssrl_engine_unfinished_requests",
+            "Requests the engine is still generating.",
+            registry=self.registry,
+        )
+        self.search_steps = Counter(
+            "ssrl_search_steps",
+            "Search actions by mode and by who answered them (self, real, fallback).",
+            ["mode", "source"],
             registry=self.registry,
         )
         self.engine_ready = Gauge(

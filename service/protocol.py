@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -38,6 +38,18 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+class SearchOptions(BaseModel):
+    """Per-request overrides of the search loop (``extra_body={"search": {...}}``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    backend: str | None = Field(default=None, min_length=1, max_length=64)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    max_turns: int | None = Field(default=None, ge=0, le=32)
+    threshold: float | None = Field(default=None, ge=0.0, le=20.0)
+    rule: Literal["increase", "threshold"] | None = None
+
+
 class ChatCompletionRequest(_Lenient):
     model: str = Field(min_length=1, max_length=256)
     messages: list[ChatMessage] = Field(min_length=1)
@@ -55,6 +67,17 @@ class ChatCompletionRequest(_Lenient):
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     user: str | None = Field(default=None, max_length=256)
+    search_mode: Literal["self", "real", "entropy", "off"] | None = None
+    search: SearchOptions | None = None
+
+    @field_validator("n", "stream", "logprobs", "presence_penalty", "frequency_penalty", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
+        """OpenAI's schema makes these nullable, null meaning the default; clients that send every
+        field (``"n": null``) must not get a 400."""
+        if value is None and info.field_name is not None:
+            return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("stop")
     @classmethod
@@ -93,6 +116,8 @@ class ChoiceLogprobs(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
+    #: The whole search trajectory (agent modes), the convention of vLLM's reasoning parsers.
+    reasoning_content: str | None = None
 
 
 class Choice(BaseModel):
@@ -121,11 +146,13 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str | None = None
+    search_trace: dict[str, Any] | None = None
 
 
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
 
 
 class ChunkChoice(BaseModel):
@@ -143,6 +170,10 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    #: A search step as it happens (agent modes).
+    search_step: dict[str, Any] | None = None
+    #: The whole trace, on the chunk that finishes the choice (agent modes).
+    search_trace: dict[str, Any] | None = None
 
 
 class ModelCard(BaseModel):

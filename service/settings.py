@@ -7,14 +7,20 @@ are both generated from it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: Search modes the service implements. ``off`` is plain chat with no agent prompt and no loop.
-SearchMode = Literal["off"]
+from service.search.registry import backend_names
+from service.search.settings import SearchSettings
+
+#: Who writes the <information> blocks: the model (self), a search backend (real), the
+#: entropy-guided hybrid (entropy), or nobody: plain chat with no agent prompt and no loop (off).
+SearchMode = Literal["self", "real", "entropy", "off"]
+SEARCH_MODES: tuple[str, ...] = ("self", "real", "entropy", "off")
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 
@@ -60,8 +66,7 @@ class EngineSettings(BaseModel):
         default=None,
         gt=0.0,
         le=4096.0,
-        description="KV-cache size in GiB; unset = 1 GiB on CPU, derived from "
-        "gpu_memory_utilization on GPU.",
+        description="KV-cache size in GiB; unset = 1 GiB on CPU, derived from gpu_memory_utilization on GPU.",
     )
     block_size: int | None = Field(
         default=None,
@@ -74,6 +79,55 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
+
+
+class AgentSettings(BaseModel):
+    """The SSRL search loop (shared/SSRL.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns: int = Field(
+        default=3, ge=0, le=32, description="Search turns before the final generation (real/entropy)."
+    )
+    instruction: str | None = Field(
+        default=None,
+        max_length=65_536,
+        description="Instruction template (a string or a file path) with {question}; unset = the "
+        "published Search-R1 instruction.",
+    )
+    self_instruction: str | None = Field(
+        default=None,
+        max_length=65_536,
+        description="Template for search_mode self; unset = the Search-R1 instruction asking the model "
+        "to write the search results itself.",
+    )
+    preset: Literal["auto", "qwen2.5-7b", "qwen2.5-3b", "llama-3.1-8b", "llama-3.2-3b", "search-r1"] = Field(
+        default="auto",
+        description="Observation format (result joining and wrapper); auto = chosen by model name.",
+    )
+    entropy_rule: Literal["increase", "threshold"] = Field(
+        default="increase",
+        description="entropy mode: 'increase' = first search real, later ones real only when more "
+        "uncertain than the previous query (the paper); 'threshold' = real when above the threshold.",
+    )
+    entropy_threshold: float = Field(
+        default=1.0, ge=0.0, le=20.0, description="Uncertainty (mean token entropy, nats) for 'threshold'."
+    )
+    uncertainty_top_k: int = Field(
+        default=5, ge=1, le=20, description="Alternatives per token used to estimate its entropy."
+    )
+    result_words: int = Field(
+        default=100,
+        ge=0,
+        le=100_000,
+        description="Words kept of each search result in the observation (Search-R1 passages are "
+        "100 words); 0 = keep all.",
+    )
+    fallback: Literal["self", "error"] = Field(
+        default="self",
+        description="When the real backend fails: 'self' lets the model write the results (marked in "
+        "the trace); 'error' fails the request with 502.",
+    )
 
 
 class Settings(BaseSettings):
@@ -108,7 +162,9 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", max_length=255, description="Address to listen on.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
-    api_keys: list[SecretStr] = Field(
+    # NoDecode: the environment gives 'k1,k2' (split below), which is not the JSON that
+    # pydantic-settings would otherwise insist on for a list field.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         max_length=1024,
         description="Accepted Bearer keys (comma-separated); none = no authentication.",
@@ -134,7 +190,9 @@ class Settings(BaseSettings):
         description="Largest request body accepted; larger is refused with 413.",
     )
     search_mode: SearchMode = Field(
-        default="off", description="Search mode for requests that do not choose one."
+        default="off",
+        description="Search mode for requests that do not choose one: self, real, entropy, or off "
+        "(plain chat, what an OpenAI client without extra_body expects).",
     )
     shutdown_timeout: float = Field(
         default=30.0,
@@ -146,11 +204,22 @@ class Settings(BaseSettings):
         default="info", description="Log level of the service."
     )
     engine: EngineSettings = Field(default_factory=EngineSettings, description="vLLM engine options.")
+    agent: AgentSettings = Field(default_factory=AgentSettings, description="The SSRL search loop.")
+    search: SearchSettings = Field(default_factory=SearchSettings, description="Real search backends.")
+
+    @field_validator("search")
+    @classmethod
+    def _known_backend(cls, value: SearchSettings) -> SearchSettings:
+        if value.backend not in backend_names():
+            raise ValueError(f"unknown search backend '{value.backend}'; known: {', '.join(backend_names())}")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.lstrip().startswith("["):  # a JSON list, as pydantic-settings also accepts
+                return json.loads(value)
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 

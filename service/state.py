@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
 from service.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
 from service.metrics import ServiceMetrics
@@ -49,6 +50,7 @@ class ServiceState:
     model_name: str
     metrics: ServiceMetrics
     limiter: InFlightLimiter
+    agent: AgentRuntime
     engine: Engine | None = None
     load_error: str | None = None
     loader: asyncio.Task[None] | None = None

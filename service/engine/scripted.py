@@ -8,6 +8,7 @@ benchmarks use it to exercise the service without loading a model.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,9 +152,14 @@ class ScriptedEngine:
             return None
         value = reply.logprobs[index] if reply.logprobs and index < len(reply.logprobs) else -0.5
         chosen = TopLogprob(token=piece, token_id=self._id(piece), logprob=value)
+        # The rest of the probability mass is spread evenly over the alternatives, so a less
+        # likely chosen token means a flatter distribution (higher entropy), as in a real model.
+        alternatives = max(options.logprobs - 1, 0)
+        rest = (1.0 - math.exp(value)) / alternatives if alternatives else 0.0
+        alt_logprob = math.log(rest) if rest > 0 else -1e9
         top = (chosen,) + tuple(
-            TopLogprob(token=f"<alt{j}>", token_id=self._id(f"<alt{j}>"), logprob=value - 1.0 - j)
-            for j in range(max(options.logprobs - 1, 0))
+            TopLogprob(token=f"<alt{j}>", token_id=self._id(f"<alt{j}>"), logprob=alt_logprob)
+            for j in range(alternatives)
         )
         return [TokenLogprob(piece, chosen.token_id, value, top[: options.logprobs])]
 

@@ -1,14 +1,19 @@
-"""POST /v1/chat/completions."""
+"""POST /v1/chat/completions: plain chat (search mode off) or the SSRL agent loop."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from service.agent.respond import complete_agent, stream_agent
 from service.chat import complete_chat, prepare_chat, stream_chat
+from service.engine.base import Engine
 from service.errors import NotFoundError
 from service.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
-from service.state import Authenticated, State
+from service.state import Authenticated, ServiceState, State
 from service.transport import (
     ClientDisconnectedError,
     EventStreamResponse,
@@ -19,13 +24,33 @@ from service.transport import (
 
 router = APIRouter(dependencies=[Authenticated])
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500, 503)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500, 502, 503)}
 _BODY = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
     }
 }
+
+Planned = tuple[str, Callable[[], AsyncIterator[str]], Callable[[], Awaitable[ChatCompletion]]]
+
+
+async def _plan(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Planned:
+    """The completion id and the two ways to answer (stream, whole) for the request's mode."""
+    mode = chat.search_mode or state.settings.search_mode
+    if mode == "off":
+        plain = prepare_chat(chat, engine, state.settings, state.model_name)
+        return (
+            plain.completion_id,
+            lambda: stream_chat(plain, engine, state.metrics),
+            lambda: complete_chat(plain, engine, state.metrics),
+        )
+    agent = await state.agent.prepare(chat, mode, engine, state.model_name)
+    return (
+        agent.completion_id,
+        lambda: stream_agent(agent, state.metrics),
+        lambda: complete_agent(agent, state.metrics),
+    )
 
 
 @router.post(
@@ -45,17 +70,17 @@ async def create_chat_completion(request: Request, state: State) -> Response:
         )
     engine = state.ready_engine()
     state.limiter.acquire()
-    release = state.limiter.release
+    release: Callable[[], None] | None = state.limiter.release
     try:
-        prepared = prepare_chat(chat, engine, state.settings, state.model_name)
-        headers = {"X-Request-Id": prepared.completion_id}
+        completion_id, stream, whole = await _plan(chat, state, engine)
+        headers = {"X-Request-Id": completion_id}
         if chat.stream:
-            response = EventStreamResponse(stream_chat(prepared, engine, state.metrics), on_close=release)
+            response = EventStreamResponse(stream(), on_close=release)
             response.headers.update(headers)
             release = None  # the response releases it when the stream ends
             return response
         try:
-            completion = await cancel_on_disconnect(request, complete_chat(prepared, engine, state.metrics))
+            completion: Any = await cancel_on_disconnect(request, whole())
         except ClientDisconnectedError:
             return Response(status_code=499)
         return JSONResponse(completion.model_dump(mode="json"), headers=headers)

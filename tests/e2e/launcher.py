@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+#: KV-cache block size of the test server: prefix-cache hits come in whole blocks.
+BLOCK = 32
 STARTUP_TIMEOUT = float(os.environ.get("SSRL_TEST_STARTUP_TIMEOUT", "900"))
 
 

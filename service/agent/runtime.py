@@ -1,0 +1,119 @@
+"""Turning a chat request into an agent run: mode, prompt, loop configuration and backend."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from service.agent.backends import BackendPool
+from service.agent.loop import AgentLoop, AgentMode, LoopConfig
+from service.agent.prompts import (
+    PRESETS,
+    SEARCH_R1_INSTRUCTION,
+    SELF_SEARCH_INSTRUCTION,
+    ObservationFormat,
+    load_template,
+    preset_for_model,
+)
+from service.chat import render_prompt
+from service.engine.base import ChatMessageDict, Engine
+from service.errors import InvalidRequestError
+from service.protocol import ChatCompletionRequest
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class PreparedAgent:
+    completion_id: str
+    model: str
+    mode: AgentMode
+    prompt_ids: list[int]
+    prefill: str
+    loop: AgentLoop
+    include_usage: bool
+
+
+class AgentRuntime:
+    """What every agent request shares: templates, observation format, the backend pool."""
+
+    def __init__(self, settings: Settings, model_name: str, backends: BackendPool) -> None:
+        agent = settings.agent
+        self.settings = settings
+        self.backends = backends
+        self.instruction = load_template(agent.instruction, SEARCH_R1_INSTRUCTION)
+        self.self_instruction = load_template(agent.self_instruction, SELF_SEARCH_INSTRUCTION)
+        self.preset = (
+            preset_for_model(settings.model or model_name) if agent.preset == "auto" else agent.preset
+        )
+        self.observation: ObservationFormat = PRESETS[self.preset]
+
+    def _messages(self, request: ChatCompletionRequest, mode: AgentMode) -> tuple[list[ChatMessageDict], str]:
+        """System messages kept; the last user message becomes the instruction's question; a final
+        assistant message is a prefill the trajectory continues from."""
+        messages = list(request.messages)
+        prefill = ""
+        if messages[-1].role == "assistant":
+            prefill = messages.pop().text()
+        users = [m for m in messages if m.role == "user"]
+        if not users:
+            raise InvalidRequestError(
+                "search modes need a user message holding the question", param="messages"
+            )
+        template = self.self_instruction if mode == "self" else self.instruction
+        question = users[-1].text().strip()
+        chat: list[ChatMessageDict] = [
+            {"role": m.role, "content": m.text()} for m in messages if m.role in ("system", "developer")
+        ]
+        chat.append({"role": "user", "content": template.replace("{question}", question)})
+        return chat, prefill
+
+    async def prepare(
+        self, request: ChatCompletionRequest, mode: AgentMode, engine: Engine, model: str
+    ) -> PreparedAgent:
+        if request.n != 1:
+            raise InvalidRequestError(f"n must be 1 with search_mode '{mode}'", param="n")
+        if request.logprobs:
+            raise InvalidRequestError(
+                f"logprobs are not returned with search_mode '{mode}'; use search_mode 'off'",
+                param="logprobs",
+            )
+        chat, prefill = self._messages(request, mode)
+        prompt_ids = render_prompt(engine, chat)
+        room = engine.max_model_len - len(prompt_ids)
+        if room <= len(engine.encode(prefill)):
+            raise InvalidRequestError(
+                f"the prompt takes {len(prompt_ids)} tokens of this model's {engine.max_model_len}",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        asked = request.requested_max_tokens()
+        options = request.search
+        agent = self.settings.agent
+        backend = None
+        backend_name = None
+        if mode != "self":
+            backend_name = (options and options.backend) or self.settings.search.backend
+            backend = await self.backends.get(backend_name)
+        config = LoopConfig(
+            mode=mode,
+            budget=asked if asked is not None else self.settings.default_max_tokens,
+            context_room=room,
+            max_turns=options.max_turns if options and options.max_turns is not None else agent.max_turns,
+            top_k=options.top_k if options and options.top_k is not None else self.settings.search.top_k,
+            temperature=0.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=None if request.seed is None else request.seed % 2**63,
+            observation=self.observation,
+            backend_name=backend_name,
+            entropy_rule=(options and options.rule) or agent.entropy_rule,
+            entropy_threshold=(
+                options.threshold if options and options.threshold is not None else agent.entropy_threshold
+            ),
+            logprobs_k=agent.uncertainty_top_k,
+            fallback=agent.fallback,
+            result_words=agent.result_words,
+        )
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        loop = AgentLoop(engine, config, backend, completion_id)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        return PreparedAgent(completion_id, model, mode, prompt_ids, prefill, loop, include_usage)
