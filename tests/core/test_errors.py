@@ -108,7 +108,8 @@ async def test_control_characters_and_lone_surrogates_never_500() -> None:
         control = await client.post("/v1/chat/completions", json=chat("a\x00b\x07c\u202e"))
         surrogate = await client.post(
             "/v1/chat/completions",
-            content=b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            content=b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", '
+            b'"content": "\\ud800"}]}',
         )
     assert control.status_code == 200
     assert surrogate.status_code in (200, 400)
