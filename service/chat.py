@@ -106,7 +106,7 @@ def prepare_chat(
             max_tokens=max_tokens,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
-            seed=base_seed,
+            seed=None if base_seed is None else (base_seed + i) % 2**63,
             stop=request.stop_list(),
             logprobs=(request.top_logprobs or 0) if request.logprobs else None,
             presence_penalty=request.presence_penalty,
