@@ -34,6 +34,7 @@ RUN python scripts/requirements-from-pyproject.py "${TARGET}" > /tmp/requirement
     && if [ "${TARGET}" = cpu ]; then pip uninstall -y torchvision torchaudio torchcodec triton || true; fi
 
 COPY service/ service/
+COPY clients/ clients/
 RUN pip install --no-deps .
 
 USER 10001

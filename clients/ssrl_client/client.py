@@ -1,0 +1,211 @@
+"""``Client`` and ``AsyncClient``: chat with the SSRL service, get typed answers and search traces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, Retrying
+
+from ssrl_client._base import BaseClient
+from ssrl_client._errors import APIConnectionError, APITimeoutError
+from ssrl_client._streaming import AsyncStream, Stream
+from ssrl_client.types import ChatResult
+
+Messages = list[dict[str, Any]]
+
+
+def _question(question: str) -> Messages:
+    return [{"role": "user", "content": question}]
+
+
+class Client(BaseClient):
+    """Synchronous client. ``http_client`` may be any ``httpx.Client`` (for proxies, tests...)."""
+
+    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self.timeout)
+
+    # -- transport ---------------------------------------------------------------------------
+    def _send(self, method: str, path: str, *, json: Any = None, stream: bool = False) -> httpx.Response:
+        url = self.base_url + path
+        for attempt in Retrying(**self._retry_policy()):
+            with attempt:
+                request = self._http.build_request(
+                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                )
+                try:
+                    response = self._http.send(request, stream=stream)
+                except httpx.TimeoutException as exc:
+                    raise APITimeoutError(request) from exc
+                except httpx.TransportError as exc:
+                    raise APIConnectionError(str(exc) or type(exc).__name__, request=request) from exc
+                if response.status_code >= 400:
+                    if stream:
+                        response.read()
+                        response.close()
+                    self._raise_for_status(response, self._json(response))
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _default_model(self) -> str:
+        if self.model is None:
+            self.model = self.models()[0]
+        return self.model
+
+    # -- API ---------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        """Names of the served models."""
+        return [m["id"] for m in self._send("GET", "/v1/models").json()["data"]]
+
+    def health(self) -> dict[str, Any]:
+        """The service's /health answer (raises ServerError while the model loads)."""
+        return dict(self._send("GET", "/health").json())
+
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream:
+        """A chat completion. ``params`` are OpenAI fields (max_tokens, temperature, seed, stop...).
+        With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block."""
+        body = self._chat_body(
+            messages,
+            model or self._default_model(),
+            stream=stream,
+            search_mode=search_mode,
+            search=search,
+            params=params,
+        )
+        response = self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        if stream:
+            return Stream(response)
+        return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream:
+        """Ask one question through the search loop (``search_mode``: self, real, entropy or off)."""
+        search = self._search_options(backend, top_k, max_turns, threshold)
+        return self.chat(_question(question), search_mode=search_mode, search=search, stream=stream, **params)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(BaseClient):
+    """Asynchronous client over ``httpx.AsyncClient``."""
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=self.timeout)
+
+    async def _send(
+        self, method: str, path: str, *, json: Any = None, stream: bool = False
+    ) -> httpx.Response:
+        url = self.base_url + path
+        async for attempt in AsyncRetrying(**self._retry_policy()):
+            with attempt:
+                request = self._http.build_request(
+                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                )
+                try:
+                    response = await self._http.send(request, stream=stream)
+                except httpx.TimeoutException as exc:
+                    raise APITimeoutError(request) from exc
+                except httpx.TransportError as exc:
+                    raise APIConnectionError(str(exc) or type(exc).__name__, request=request) from exc
+                if response.status_code >= 400:
+                    if stream:
+                        await response.aread()
+                        await response.aclose()
+                    self._raise_for_status(response, self._json(response))
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _default_model(self) -> str:
+        if self.model is None:
+            self.model = (await self.models())[0]
+        return self.model
+
+    async def models(self) -> list[str]:
+        """Names of the served models."""
+        return [m["id"] for m in (await self._send("GET", "/v1/models")).json()["data"]]
+
+    async def health(self) -> dict[str, Any]:
+        return dict((await self._send("GET", "/health")).json())
+
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream:
+        """As ``Client.chat``; with ``stream=True`` use the result in an ``async with`` block."""
+        body = self._chat_body(
+            messages,
+            model or await self._default_model(),
+            stream=stream,
+            search_mode=search_mode,
+            search=search,
+            params=params,
+        )
+        response = await self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        if stream:
+            return AsyncStream(response)
+        return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream:
+        """As ``Client.ask``."""
+        search = self._search_options(backend, top_k, max_turns, threshold)
+        return await self.chat(
+            _question(question), search_mode=search_mode, search=search, stream=stream, **params
+        )
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

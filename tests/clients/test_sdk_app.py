@@ -1,0 +1,186 @@
+"""The SDK against the real app in-process (scripted engine), sync and async."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from ssrl_client import (
+    AnswerDelta,
+    AsyncClient,
+    BadRequestError,
+    ChatResult,
+    Client,
+    Done,
+    NotFoundError,
+    ReasoningDelta,
+    SearchStepEvent,
+    ServerError,
+)
+
+from service.app import create_app
+from service.engine.scripted import ScriptedEngine
+from service.settings import Settings
+from tests.agent.fakes import FakeBackend
+
+
+def script(prompt: str, _options: object) -> str:
+    """Searches first, answers once the trajectory holds a search; plain chat gets a plain reply."""
+    if "Answer the given question" not in prompt:
+        return "Hello there."
+    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
+    return (
+        "<answer> Paris </answer>"
+        if "</search>" in trajectory
+        else "<think> hmm </think><search> capital of France </search>"
+    )
+
+
+def make_app(engine: ScriptedEngine | None = None, **settings: Any):
+    return create_app(
+        Settings(api_keys=["sdk-key"], **settings),
+        engine=engine or ScriptedEngine(script),
+        search={"local": FakeBackend(name="local")},
+    )
+
+
+@pytest.fixture(params=["sync", "async"])
+async def call(request) -> AsyncIterator[Callable[..., Any]]:
+    """``await call(method, *args, **kwargs)`` runs the method on a sync or an async client."""
+    app = make_app()
+    if request.param == "sync":
+        with (
+            TestClient(app) as http,
+            Client(base_url="http://testserver/v1", api_key="sdk-key", http_client=http) as c,
+        ):
+
+            async def run(method: str, *args: Any, **kwargs: Any) -> Any:
+                return getattr(c, method)(*args, **kwargs)
+
+            yield run
+    else:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport) as http:
+                c = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+
+                async def run(method: str, *args: Any, **kwargs: Any) -> Any:
+                    return await getattr(c, method)(*args, **kwargs)
+
+                yield run
+
+
+async def test_ask_real_returns_a_typed_result(call) -> None:
+    result = await call("ask", "What is the capital of France?", search_mode="real", backend="local", top_k=2)
+    assert isinstance(result, ChatResult)
+    assert result.answer == "Paris" and result.finish_reason == "stop"
+    assert "<information>" in result.trajectory
+    [step] = result.steps
+    assert (step.query, step.source, step.backend, len(step.results)) == (
+        "capital of France",
+        "real",
+        "local",
+        2,
+    )
+    assert result.trace.end_reason == "answer"
+    assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+    assert result.request_id == result.id and result.model == "smollm2-135m-instruct"
+
+
+async def test_plain_chat_and_model_discovery(call) -> None:
+    assert await call("models") == ["smollm2-135m-instruct"]
+    result = await call("chat", [{"role": "user", "content": "Hi"}], search_mode="off", max_tokens=10)
+    assert result.answer == "Hello there." and result.trace is None and result.trajectory is None
+
+
+async def test_errors_are_typed(call) -> None:
+    with pytest.raises(BadRequestError) as bad:
+        await call("ask", "q", search_mode="google")
+    assert bad.value.status_code == 400 and bad.value.param == "search_mode"
+    with pytest.raises(NotFoundError):
+        await call("chat", [{"role": "user", "content": "Hi"}], model="nope")
+
+
+def test_sync_stream_yields_typed_events_and_closes() -> None:
+    with (
+        TestClient(make_app()) as http,
+        Client(base_url="http://testserver", api_key="sdk-key", http_client=http) as c,
+    ):
+        with c.ask("What is the capital of France?", search_mode="real", stream=True) as stream:
+            events = list(stream)
+        assert stream.response.is_closed
+    check_events(events)
+
+
+async def test_async_stream_yields_typed_events_and_closes() -> None:
+    app = make_app()
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
+    ):
+        client = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+        async with await client.ask(
+            "What is the capital of France?", search_mode="real", stream=True
+        ) as stream:
+            events = [e async for e in stream]
+        assert stream.response.is_closed
+    check_events(events)
+
+
+def check_events(events: list) -> None:
+    kinds = [type(e) for e in events]
+    assert kinds[0] is ReasoningDelta and kinds[-1] is Done
+    assert kinds.index(SearchStepEvent) < kinds.index(AnswerDelta)
+    trajectory = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    assert "<search> capital of France </search>" in trajectory and "<information>" in trajectory
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "Paris"
+    done = events[-1]
+    assert done.finish_reason == "stop" and done.trace.steps[0].source == "real"
+    assert done.usage is not None and done.usage.completion_tokens > 0
+
+
+def test_error_frame_mid_stream_raises_after_the_events_before_it() -> None:
+    engine = ScriptedEngine("one two three four five", fail_after_tokens=2)
+    with (
+        TestClient(make_app(engine)) as http,
+        Client(base_url="http://testserver", api_key="sdk-key", http_client=http) as c,
+    ):
+        received = []
+        with (
+            pytest.raises(ServerError) as caught,
+            c.chat([{"role": "user", "content": "Hi"}], stream=True) as stream,
+        ):
+            for event in stream:
+                received.append(event)
+    assert caught.value.code == "engine_error"
+    assert [e.text for e in received if isinstance(e, AnswerDelta)] == ["one", " two"]
+
+
+def test_stream_error_frame_parsing_is_strict_json() -> None:
+    frame = {
+        "error": {
+            "message": "search backend failed",
+            "type": "server_error",
+            "param": None,
+            "code": "search_failed",
+        }
+    }
+    body = f"data: {json.dumps(frame)}\n\ndata: [DONE]\n\n".encode()
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=body, headers={"x-request-id": "r-1"})
+    )
+    c = Client(base_url="http://s", http_client=httpx.Client(transport=transport), model="m")
+    with (
+        pytest.raises(ServerError) as caught,
+        c.chat([{"role": "user", "content": "q"}], stream=True) as stream,
+    ):
+        list(stream)
+    assert (caught.value.status_code, caught.value.code, caught.value.request_id) == (
+        502,
+        "search_failed",
+        "r-1",
+    )
