@@ -9,6 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.engine.scripted import ScriptedEngine
+from service.settings import Settings
 from ssrl_client import (
     AnswerDelta,
     AsyncClient,
@@ -21,10 +25,6 @@ from ssrl_client import (
     SearchStepEvent,
     ServerError,
 )
-
-from service.app import create_app
-from service.engine.scripted import ScriptedEngine
-from service.settings import Settings
 from tests.agent.fakes import FakeBackend
 
 

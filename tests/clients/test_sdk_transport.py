@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+
 from ssrl_client import (
     APIConnectionError,
     APITimeoutError,
