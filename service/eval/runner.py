@@ -1,0 +1,108 @@
+"""Running a QA set through the service: concurrency, resumable results, one line per question and mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from service.eval.datasets import QAItem
+from service.eval.scoring import exact_match, f1_score
+from ssrl_client import AsyncClient, SSRLError
+
+logger = logging.getLogger(__name__)
+
+
+def done_keys(path: Path) -> set[tuple[str, str]]:
+    """(id, mode) pairs already in a results file; a torn last line is ignored."""
+    keys: set[tuple[str, str]] = set()
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                if row.get("error") is None:
+                    keys.add((row["id"], row["mode"]))
+            except (ValueError, KeyError):
+                continue
+    return keys
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The last result of each (id, mode) in a results file."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                rows[(row["id"], row["mode"])] = row
+            except (ValueError, KeyError):
+                continue
+    return list(rows.values())
+
+
+async def ask_one(client: AsyncClient, item: QAItem, mode: str, options: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    row: dict[str, Any] = {
+        "id": item.id,
+        "mode": mode,
+        "question": item.question,
+        "golden": list(item.golden_answers),
+    }
+    try:
+        result = await client.ask(item.question, search_mode=mode, **options)
+    except SSRLError as exc:
+        return {**row, "error": f"{type(exc).__name__}: {exc}", "latency_s": time.perf_counter() - started}
+    answer = result.answer if mode != "off" else (result.answer or "").strip()
+    steps = result.steps
+    return {
+        **row,
+        "answer": answer,
+        "em": exact_match(answer, item.golden_answers),
+        "f1": f1_score(answer, item.golden_answers),
+        "answered": answer is not None and answer != "",
+        "real_calls": sum(1 for s in steps if s.source == "real"),
+        "searches": len(steps),
+        "tokens": result.usage.total_tokens if result.usage else 0,
+        "finish_reason": result.finish_reason,
+        "end_reason": result.trace.end_reason if result.trace else None,
+        "latency_s": round(time.perf_counter() - started, 4),
+        "error": None,
+    }
+
+
+async def run_eval(
+    client: AsyncClient,
+    items: Sequence[QAItem],
+    modes: Sequence[str],
+    results: Path,
+    *,
+    concurrency: int,
+    options: dict[str, Any],
+    progress: bool = True,
+) -> int:
+    """Ask every (question, mode) not yet in ``results``; append each answer as it comes."""
+    done = done_keys(results)
+    todo = [(item, mode) for mode in modes for item in items if (item.id, mode) not in done]
+    logger.info("%d to ask, %d already in %s", len(todo), len(done), results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    limit = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(todo), disable=not progress, unit="q")
+
+    async def one(item: QAItem, mode: str) -> None:
+        async with limit:
+            row = await ask_one(client, item, mode, options)
+        with results.open("a", encoding="utf-8") as handle:  # one whole line per write
+            handle.write(json.dumps(row) + "\n")
+        bar.update(1)
+
+    try:
+        await asyncio.gather(*(one(item, mode) for item, mode in todo))
+    finally:
+        bar.close()
+    return len(todo)

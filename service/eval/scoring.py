@@ -1,0 +1,40 @@
+"""Exact match and F1 with SQuAD normalisation, max over the gold answers (shared/SSRL.md)."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation, drop a/an/the, fold white space."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str | None, golds: Sequence[str]) -> float:
+    if prediction is None:
+        return 0.0
+    guess = normalize_answer(prediction)
+    return float(any(guess == normalize_answer(g) for g in golds))
+
+
+def _f1(prediction: str, gold: str) -> float:
+    guess, truth = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = Counter(guess) & Counter(truth)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(guess), same / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str | None, golds: Sequence[str]) -> float:
+    if prediction is None:
+        return 0.0
+    return max((_f1(prediction, g) for g in golds), default=0.0)

@@ -1,0 +1,102 @@
+"""ssrl-eval: scoring, datasets, the resumable runner and the report, against the in-process app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.engine.scripted import ScriptedEngine
+from service.eval.datasets import QAItem, load_dataset, load_fanoutqa_dev, load_jsonl
+from service.eval.report import markdown, plot, summarise
+from service.eval.runner import read_results, run_eval
+from service.eval.scoring import exact_match, f1_score, normalize_answer
+from service.settings import Settings
+from ssrl_client import AsyncClient
+from tests.agent.fakes import FakeBackend
+
+
+def test_squad_normalisation_and_scores() -> None:
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert normalize_answer("An apple, a pear and the plum.") == "apple pear and plum"
+    assert exact_match("the Paris", ["paris", "Lyon"]) == 1.0
+    assert exact_match("Paris, France", ["Paris"]) == 0.0
+    assert exact_match(None, ["Paris"]) == 0.0
+    assert f1_score("Paris France", ["Paris"]) == pytest.approx(2 / 3)
+    assert f1_score("Berlin", ["Paris", "Berlin Germany"]) == pytest.approx(2 / 3)
+    assert f1_score("", ["Paris"]) == 0.0
+
+
+def test_both_jsonl_forms_and_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "qa.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "question": "Q1?", "golden_answers": ["x", "y"]}),
+                json.dumps({"question": "Q2?", "answer": "z"}),
+                "{broken",
+                json.dumps({"question": "", "answer": "z"}),
+                json.dumps({"question": "Q5?"}),
+                json.dumps({"id": "a", "question": "dup?", "answer": "d"}),
+                json.dumps({"question": "Q7?", "answer": 1912}),
+            ]
+        )
+        + "\n"
+    )
+    items, bad = load_jsonl(path)
+    assert items == [
+        QAItem("a", "Q1?", ("x", "y")),
+        QAItem("line-2", "Q2?", ("z",)),
+        QAItem("line-7", "Q7?", ("1912",)),
+    ]
+    assert [n for n, _ in bad] == [3, 4, 5, 6]
+    assert "duplicate" in bad[3][1]
+
+
+def test_the_embedded_dataset() -> None:
+    items = load_fanoutqa_dev()
+    assert len(items) == 1710
+    assert all(i.question.endswith("?") or i.question for i in items)
+    assert items == load_dataset(None)[0]
+
+
+def script(prompt: str, _options: object) -> str:
+    if "Answer the given question" not in prompt:
+        return "Right"
+    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
+    if "</search>" in trajectory:
+        return "<answer> Right </answer>"
+    return "<search> batting hand </search>"
+
+
+async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
+    items = [QAItem("1", "What hand?", ("Right",)), QAItem("2", "Other hand?", ("Left",))]
+    engine = ScriptedEngine(script)
+    app = create_app(Settings(cache_dir=tmp_path), engine=engine, search={"local": FakeBackend(name="local")})
+    results = tmp_path / "out" / "results.jsonl"
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
+    ):
+        client = AsyncClient(base_url="http://t", http_client=http)
+        options = {"max_tokens": 64}
+        modes = ["self", "real", "off"]
+        asked = await run_eval(client, items, modes, results, concurrency=3, options=options, progress=False)
+        calls = len(engine.calls)
+        again = await run_eval(client, items, modes, results, concurrency=3, options=options, progress=False)
+    assert (asked, again) == (6, 0) and len(engine.calls) == calls  # nothing asked twice
+    rows = read_results(results)
+    assert len(rows) == 6 and len(results.read_text().splitlines()) == 6
+    real = {r["id"]: r for r in rows if r["mode"] == "real"}
+    assert real["1"]["em"] == 1.0 and real["2"]["em"] == 0.0 and real["1"]["real_calls"] == 1
+    summaries = {s.mode: s for s in summarise(rows, ["self", "real", "off"])}
+    assert summaries["real"].exact_match == 50.0 and summaries["real"].real_calls == 1.0
+    assert summaries["self"].real_calls == 0.0
+    assert summaries["off"].answer_rate == 100.0
+    table = markdown(list(summaries.values()), "t")
+    assert "| real | 2 | 50.0 |" in table
+    plot(list(summaries.values()), tmp_path / "p.png", "t")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
