@@ -50,6 +50,11 @@ class EvalSettings(BaseSettings):
         default=Path("eval-results"), description="Folder for results.jsonl, report.md, report.png."
     )
     progress: bool = Field(default=True, description="Show a progress bar.")
+    force_search: bool = Field(
+        default=False,
+        description="Start each trajectory with a search for the question (a prefill), for models that "
+        "do not write the tags themselves, such as the embedded SmolLM2.",
+    )
 
 
 @contextlib.asynccontextmanager
@@ -94,12 +99,13 @@ async def evaluate(settings: EvalSettings) -> Path:
             concurrency=settings.concurrency,
             options=options,
             progress=settings.progress,
+            force_search=settings.force_search,
         )
     wanted = {item.id for item in items}
     rows = [r for r in read_results(results) if r["id"] in wanted and r["mode"] in settings.modes]
     summaries = summarise(rows, settings.modes)
     name = settings.dataset.name if settings.dataset else "fanoutqa dev (single-hop)"
-    title = f"{name}, {len(items)} questions"
+    title = f"{name}, {len(items)} questions" + (", first search forced" if settings.force_search else "")
     table = markdown(summaries, title)
     (settings.output / "report.md").write_text(table)
     plot(summaries, settings.output / "report.png", title)
@@ -109,6 +115,7 @@ async def evaluate(settings: EvalSettings) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = CliApp.run(EvalSettings, cli_args=sys.argv[1:] if argv is None else argv)
     asyncio.run(evaluate(settings))
     return 0

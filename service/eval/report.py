@@ -82,9 +82,11 @@ def plot(summaries: Sequence[ModeSummary], path: Path, title: str) -> None:
     modes = [s.mode for s in summaries]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.bar(modes, [s.exact_match for s in summaries], color="#4c72b0")
+    left.set_ylim(0, max(10.0, 1.2 * max((s.exact_match for s in summaries), default=0.0)))
     left.set_ylabel("exact match (%)")
     left.set_title("EM by mode")
     right.bar(modes, [s.real_calls for s in summaries], color="#dd8452")
+    right.set_ylim(0, max(1.0, 1.2 * max((s.real_calls for s in summaries), default=0.0)))
     right.set_ylabel("real searches per question")
     right.set_title("Real-search calls by mode")
     fig.suptitle(title)

@@ -46,7 +46,11 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-async def ask_one(client: AsyncClient, item: QAItem, mode: str, options: dict[str, Any]) -> dict[str, Any]:
+async def ask_one(
+    client: AsyncClient, item: QAItem, mode: str, options: dict[str, Any], force_search: bool = False
+) -> dict[str, Any]:
+    """One question in one mode. ``force_search`` starts the trajectory with a search for the
+    question itself (a prefill), for models that do not write the tags on their own."""
     started = time.perf_counter()
     row: dict[str, Any] = {
         "id": item.id,
@@ -55,7 +59,16 @@ async def ask_one(client: AsyncClient, item: QAItem, mode: str, options: dict[st
         "golden": list(item.golden_answers),
     }
     try:
-        result = await client.ask(item.question, search_mode=mode, **options)
+        if force_search and mode != "off":
+            options = dict(options)
+            search = {k: options.pop(k) for k in ("backend", "top_k") if k in options}
+            messages = [
+                {"role": "user", "content": item.question},
+                {"role": "assistant", "content": f"<search> {item.question} </search>"},
+            ]
+            result = await client.chat(messages, search_mode=mode, search=search, **options)
+        else:
+            result = await client.ask(item.question, search_mode=mode, **options)
     except SSRLError as exc:
         return {**row, "error": f"{type(exc).__name__}: {exc}", "latency_s": time.perf_counter() - started}
     answer = result.answer if mode != "off" else (result.answer or "").strip()
@@ -85,6 +98,7 @@ async def run_eval(
     concurrency: int,
     options: dict[str, Any],
     progress: bool = True,
+    force_search: bool = False,
 ) -> int:
     """Ask every (question, mode) not yet in ``results``; append each answer as it comes."""
     done = done_keys(results)
@@ -96,7 +110,7 @@ async def run_eval(
 
     async def one(item: QAItem, mode: str) -> None:
         async with limit:
-            row = await ask_one(client, item, mode, options)
+            row = await ask_one(client, item, mode, options, force_search)
         with results.open("a", encoding="utf-8") as handle:  # one whole line per write
             handle.write(json.dumps(row) + "\n")
         bar.update(1)

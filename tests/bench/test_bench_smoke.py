@@ -1,0 +1,63 @@
+"""Small runs of each benchmark, so CI notices when one breaks (the figures come from full runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(module: str, out: Path, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--out", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "|" in done.stdout  # it printed its table
+    return json.loads(out.read_text())
+
+
+def test_search_path_smoke(tmp_path: Path) -> None:
+    result = run_bench(
+        "bench.search_path", tmp_path / "sp.json", "--requests", "40", "--concurrency", "8", "--repeat", "1"
+    )
+    baseline, unique, repeated = result["runs"][0]
+    assert baseline["rps_ratio_to_baseline"] == 1.0
+    assert unique["backend_calls"] == 40 and unique["cache_hits"] == 0
+    assert repeated["backend_calls"] == 10  # ten distinct queries: the rest were cached or coalesced
+    assert repeated["cache_hits"] + repeated["coalesced"] == 30
+
+
+@pytest.mark.e2e
+def test_overhead_smoke(tmp_path: Path) -> None:
+    result = run_bench(
+        "bench.overhead",
+        tmp_path / "o.json",
+        "--levels",
+        "1",
+        "2",
+        "--requests-per-level",
+        "1",
+        "--max-tokens",
+        "4",
+        "--repeat",
+        "1",
+    )
+    for row in result["runs"][0]:
+        assert row["throughput_ratio"] > 0 and row["vllm"]["completion_tokens"] > 0
+
+
+@pytest.mark.e2e
+def test_loop_cost_smoke(tmp_path: Path) -> None:
+    result = run_bench("bench.loop_cost", tmp_path / "l.json", "--questions", "2", "--max-tokens", "300")
+    again = result["results"]["same questions again"]
+    assert again and all(0.0 <= row["cached_share"] <= 1.0 for row in again)
+    assert again[0]["cached_tokens"] > 0  # the second pass finds the first pass's prompt cached
