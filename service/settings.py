@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         max_length=1024,
         description="Accepted Bearer keys (comma-separated); none = no authentication.",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Browser origins allowed by CORS (comma-separated); none = CORS off.",
+    )
     max_concurrency: int = Field(
         default=64,
         ge=1,
@@ -220,7 +225,7 @@ class Settings(BaseSettings):
         """An empty value (``SSRL_MODEL=`` in a compose file) means unset."""
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

@@ -61,3 +61,20 @@ def test_loop_cost_smoke(tmp_path: Path) -> None:
     again = result["results"]["same questions again"]
     assert again and all(0.0 <= row["cached_share"] <= 1.0 for row in again)
     assert again[0]["cached_tokens"] > 0  # the second pass finds the first pass's prompt cached
+
+
+@pytest.mark.e2e
+def test_stress_smoke(tmp_path: Path) -> None:
+    result = run_bench(
+        "bench.stress",
+        tmp_path / "s.json",
+        "--concurrency",
+        "12",
+        "--duration",
+        "20",
+        "--server-concurrency",
+        "8",
+    )
+    assert result["failures"] == 0 and result["engine_requests_left"] == 0
+    assert result["outcomes"]["ok"] > 0
+    assert set(result["outcomes"]) <= {"ok", "refused"}
