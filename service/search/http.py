@@ -33,10 +33,13 @@ class HttpBackend:
 
     name = "http"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, timeout: float) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, timeout: float, *, api_key: str | None = None
+    ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._key = api_key  # sent in a header by the subclass; never logged
 
     async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -9,10 +9,6 @@ from service.search.http import HttpBackend
 class SearxngBackend(HttpBackend):
     name = "searxng"
 
-    def __init__(self, *args: object, api_key: str | None = None, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._key = api_key
-
     async def search(self, query: str, top_k: int) -> list[Doc]:
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         data = await self.request_json(

@@ -9,10 +9,6 @@ from service.search.http import HttpBackend
 class TavilyBackend(HttpBackend):
     name = "tavily"
 
-    def __init__(self, *args: object, api_key: str, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._key = api_key
-
     async def search(self, query: str, top_k: int) -> list[Doc]:
         data = await self.request_json(
             "POST",
