@@ -20,39 +20,42 @@ def _engine_children(pid: int) -> list[psutil.Process]:
 
 def test_sigterm_lets_the_stream_finish_then_stops_the_engine(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--shutdown-timeout", "60")
-    children = _engine_children(server.process.pid)
-    assert children, "vLLM's engine core runs as a child process"
-    headers = {"Authorization": f"Bearer {server.api_key}"}
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "Tell me a story."}],
-        "max_tokens": 120,
-        "temperature": 0,
-        "stream": True,
-    }
-    events: list[str] = []
-    started = threading.Event()
+    try:
+        children = _engine_children(server.process.pid)
+        assert children, "vLLM's engine core runs as a child process"
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+            "max_tokens": 120,
+            "temperature": 0,
+            "stream": True,
+        }
+        events: list[str] = []
+        started = threading.Event()
 
-    def consume() -> None:
-        with httpx.stream(
-            "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=120
-        ) as response:
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    events.append(line[6:])
-                    started.set()
+        def consume() -> None:
+            with httpx.stream(
+                "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=120
+            ) as response:
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(line[6:])
+                        started.set()
 
-    reader = threading.Thread(target=consume)
-    reader.start()
-    assert started.wait(60)
-    server.process.send_signal(signal.SIGTERM)
-    reader.join(120)
-    code = server.process.wait(120)
-    # uvicorn re-raises the signal after its graceful shutdown, so the exit status is SIGTERM's
-    assert code == -signal.SIGTERM, server.log_tail()
-    assert "engine shut down" in server.log_path.read_text()
-    assert events[-1] == "[DONE]"
-    finishes = [c["finish_reason"] for e in events[:-1] for c in json.loads(e)["choices"]]
-    assert finishes[-1] == "length"  # the stream ran to its end, not cut off
-    _, alive = psutil.wait_procs(children, timeout=30)
-    assert not alive, f"engine processes left running: {alive}"
+        reader = threading.Thread(target=consume)
+        reader.start()
+        assert started.wait(60)
+        server.process.send_signal(signal.SIGTERM)
+        reader.join(120)
+        code = server.process.wait(120)
+        # uvicorn re-raises the signal after its graceful shutdown, so the exit status is SIGTERM's
+        assert code == -signal.SIGTERM, server.log_tail()
+        assert "engine shut down" in server.log_path.read_text()
+        assert events[-1] == "[DONE]"
+        finishes = [c["finish_reason"] for e in events[:-1] for c in json.loads(e)["choices"]]
+        assert finishes[-1] == "length"  # the stream ran to its end, not cut off
+        _, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"engine processes left running: {alive}"
+    finally:
+        server.stop()  # a no-op once it has exited; a failing test must not leave it running
