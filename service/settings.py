@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.search.registry import backend_names
 from service.search.settings import SearchSettings
 
 #: Who writes the <information> blocks: the model (self), a search backend (real), the
@@ -211,13 +210,6 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings, description="vLLM engine options.")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="The SSRL search loop.")
     search: SearchSettings = Field(default_factory=SearchSettings, description="Real search backends.")
-
-    @field_validator("search")
-    @classmethod
-    def _known_backend(cls, value: SearchSettings) -> SearchSettings:
-        if value.backend not in backend_names():
-            raise ValueError(f"unknown search backend '{value.backend}'; known: {', '.join(backend_names())}")
-        return value
 
     @field_validator("model", "served_model_name", mode="before")
     @classmethod

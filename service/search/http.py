@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import email.utils
+import html
 import json
+import math
+import re
 import time
 from typing import Any
 
 import httpx
 
 from service.search.base import SearchError
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(value: object) -> str:
+    """A result field as plain text: markup such as Brave's ``<strong>`` removed, entities decoded."""
+    if value is None:
+        return ""
+    return " ".join(html.unescape(_TAG.sub("", str(value))).split())
+
+
+def optional_url(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def optional_score(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -18,9 +38,11 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -32,14 +54,26 @@ class HttpBackend:
     """Base of the backends that speak HTTP through an injected ``httpx.AsyncClient``."""
 
     name = "http"
+    #: Said with a 401/403 answer.
+    auth_hint = "check the API key"
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, timeout: float, *, api_key: str | None = None
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        timeout: float,
+        *,
+        api_key: str | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._key = api_key  # sent in a header by the subclass; never logged
+        self._owns_client = owns_client
+
+    def __repr__(self) -> str:  # the key stays out of reprs and tracebacks' locals
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     async def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -51,7 +85,7 @@ class HttpBackend:
             raise SearchError(self.name, "connection", type(exc).__name__, retryable=True) from exc
         status = response.status_code
         if status in (401, 403):
-            raise SearchError(self.name, "auth", f"HTTP {status}: check the API key")
+            raise SearchError(self.name, "auth", f"HTTP {status}: {self.auth_hint}")
         if status == 429:
             raise SearchError(
                 self.name,
@@ -60,7 +94,7 @@ class HttpBackend:
                 retryable=True,
                 retry_after=retry_after_seconds(response.headers.get("retry-after")),
             )
-        if status >= 500:
+        if status >= 500 or status == 408:
             raise SearchError(
                 self.name,
                 "http_status",
@@ -79,4 +113,6 @@ class HttpBackend:
         return SearchError(self.name, "bad_response", what)
 
     async def aclose(self) -> None:
-        """The client belongs to whoever injected it."""
+        """An injected client belongs to whoever injected it; one made for this backend is closed."""
+        if self._owns_client:
+            await self.client.aclose()

@@ -1,4 +1,9 @@
-"""The local backend: BM25 (bm25s) over a corpus, the index built once and cached on disk."""
+"""The local backend: BM25 (bm25s + PyStemmer) over a corpus, the index built once and cached on disk.
+
+The cache is keyed by the corpus file (resolved path, size, mtime) and the index format, so editing
+the corpus rebuilds it and anything else reuses it. Loading and searching run in threads: the event
+loop never waits on them.
+"""
 
 from __future__ import annotations
 
@@ -11,67 +16,102 @@ from pathlib import Path
 from typing import Any
 
 from service.search.base import Doc
-from service.search.corpus import load_corpus
+from service.search.corpus import Corpus, load_corpus
 
 logger = logging.getLogger(__name__)
 
-_INDEX_VERSION = "bm25s-1"
+#: Bumped whenever what is indexed or how it is tokenised changes.
+INDEX_FORMAT = "bm25s-2"
+_DONE = "done"
 
 
-def _tokenize(texts: list[str]) -> Any:
+def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
     import Stemmer
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False)
+    # A stemmer per call: PyStemmer objects are not safe to share between threads.
+    stemmer = Stemmer.Stemmer("english")
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False, return_ids=False)
+    return [list(t) for t in tokens]
+
+
+def index_key(source: Path) -> str:
+    """Name of the cached index of ``source``: changes with its path, size and mtime."""
+    stat = source.stat()
+    raw = f"{INDEX_FORMAT}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
 class LocalIndex:
-    """Documents and their BM25 index. ``load`` reuses the on-disk index when the corpus is unchanged."""
+    """A corpus and its BM25 index. ``load`` reuses the on-disk index when the corpus is unchanged."""
 
-    def __init__(self, docs: list[Doc], retriever: Any, built: bool) -> None:
-        self.docs = docs
+    def __init__(self, corpus: Corpus, retriever: Any, *, built: bool) -> None:
+        self.corpus = corpus
         self.retriever = retriever
         #: True when this instance built the index, False when it was read from the cache.
         self.built = built
 
+    @property
+    def docs(self) -> list[Doc]:
+        return self.corpus.docs
+
     @classmethod
-    def load(cls, corpus: Path | None, index_dir: Path) -> LocalIndex:
+    def load(cls, corpus_path: Path | None, index_dir: Path) -> LocalIndex:
+        """Blocking: call it in a thread (``asyncio.to_thread``) from async code."""
         import bm25s
 
-        docs, source = load_corpus(corpus)
-        stat = source.stat()
-        key = hashlib.sha256(
-            f"{_INDEX_VERSION}|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
-        )
-        target = index_dir / key.hexdigest()[:24]
-        if (target / "done").is_file():
-            logger.info("local index: loading %s (%d docs)", target, len(docs))
-            return cls(docs, bm25s.BM25.load(str(target)), built=False)
-        logger.info("local index: building over %d docs from %s", len(docs), source)
+        corpus = load_corpus(corpus_path)
+        target = index_dir / index_key(corpus.source)
+        if (target / _DONE).is_file():
+            try:
+                retriever = bm25s.BM25.load(str(target), show_progress=False)
+            except (OSError, ValueError) as exc:
+                logger.warning("local index: %s unreadable (%s); rebuilding", target, type(exc).__name__)
+            else:
+                if int(retriever.scores["num_docs"]) == len(corpus):
+                    logger.info("local index: loaded %s (%d docs)", target, len(corpus))
+                    return cls(corpus, retriever, built=False)
+                logger.warning("local index: cached %s does not match the corpus; rebuilding", target)
+        logger.info("local index: building over %d docs from %s", len(corpus), corpus.source)
         retriever = bm25s.BM25()
-        retriever.index(_tokenize([f"{d.title}\n{d.text}" for d in docs]), show_progress=False)
-        index_dir.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".build-", dir=index_dir))
-        retriever.save(str(work))
-        (work / "done").write_text(str(source))
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
+        retriever.index(_tokenize(corpus.index_texts), show_progress=False)
+        cls._save(retriever, corpus.source, index_dir, target)
+        return cls(corpus, retriever, built=True)
+
+    @staticmethod
+    def _save(retriever: Any, source: Path, index_dir: Path, target: Path) -> None:
+        """Write to a temporary folder, then rename: readers never see half an index."""
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=".build-", dir=index_dir))
+            retriever.save(str(work))
+            (work / _DONE).write_text(str(source), encoding="utf-8")
+        except OSError as exc:  # a read-only cache must not stop the search from working
+            logger.warning("local index: cannot cache in %s (%s)", index_dir, type(exc).__name__)
+            return
+        shutil.rmtree(target, ignore_errors=True)
         try:
             work.rename(target)
         except OSError:  # another process finished first: theirs is as good as ours
             shutil.rmtree(work, ignore_errors=True)
-        return cls(docs, retriever, built=True)
+        logger.info("local index: saved %s", target)
+
+    def search_many(self, queries: list[str], top_k: int) -> list[list[tuple[int, float]]]:
+        """(document position, score) pairs per query, best first, zero scores left out."""
+        if not queries:
+            return []
+        k = min(top_k, len(self.corpus))
+        ids, scores = self.retriever.retrieve(_tokenize(queries), k=k, show_progress=False, n_threads=1)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if s > 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
 
     def search(self, query: str, top_k: int) -> list[Doc]:
-        tokens = _tokenize([query])
-        if not tokens.vocab:
-            return []
-        k = min(top_k, len(self.docs))
-        ids, scores = self.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        docs = self.corpus.docs
         return [
-            Doc(self.docs[i].title, self.docs[i].text, self.docs[i].url, float(s))
-            for i, s in zip(ids[0], scores[0], strict=True)
-            if s > 0
+            Doc(docs[i].title, docs[i].text, docs[i].url, score)
+            for i, score in self.search_many([query], top_k)[0]
         ]
 
 

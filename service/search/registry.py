@@ -1,96 +1,176 @@
-"""Backends by name, imported lazily, each wrapped with the shared resilience layer."""
+"""Backends by name, imported lazily, each wrapped with the shared resilience layer.
+
+As in fsspec's registry: an unknown name is an error listing the known ones, and a backend whose
+optional packages are missing is an error saying what to ``pip install``; nothing is imported until a
+backend is asked for.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import httpx
 
 from service.search.base import SearchBackend
+from service.search.corpus import EMBEDDED_PACKAGE, EMBEDDED_REQUIREMENT
 from service.search.metrics import SearchMetrics
 from service.search.resilient import ResilientBackend
-from service.search.settings import SearchSettings
 
-#: name -> (module, class, the pip requirement its module needs beyond the service's own)
-BACKENDS: dict[str, tuple[str, str, str | None]] = {
-    "local": ("service.search.local", "LocalBackend", "bm25s PyStemmer"),
-    "retriever": ("service.search.retriever", "RetrieverBackend", None),
-    "serper": ("service.search.serper", "SerperBackend", None),
-    "tavily": ("service.search.tavily", "TavilyBackend", None),
-    "brave": ("service.search.brave", "BraveBackend", None),
-    "searxng": ("service.search.searxng", "SearxngBackend", None),
+if TYPE_CHECKING:
+    from service.search.settings import SearchSettings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    module: str
+    cls: str
+    #: (import name, pip requirement) of the optional packages the backend needs.
+    requires: tuple[tuple[str, str], ...] = ()
+    #: Whether it refuses to start without an API key.
+    needs_key: bool = False
+    #: Whether it speaks HTTP (and so takes a client, a base URL and maybe a key).
+    http: bool = True
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "local": BackendSpec(
+        "service.search.local",
+        "LocalBackend",
+        requires=(("bm25s", "bm25s>=0.2.6"), ("Stemmer", "PyStemmer>=2.2")),
+        http=False,
+    ),
+    "retriever": BackendSpec("service.search.retriever", "RetrieverBackend"),
+    "serper": BackendSpec("service.search.serper", "SerperBackend", needs_key=True),
+    "tavily": BackendSpec("service.search.tavily", "TavilyBackend", needs_key=True),
+    "brave": BackendSpec("service.search.brave", "BraveBackend", needs_key=True),
+    "searxng": BackendSpec("service.search.searxng", "SearxngBackend"),
 }
-_NEEDS_KEY = ("serper", "tavily", "brave")
 
 
 class UnknownBackendError(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown search backend '{name}'; known: {', '.join(BACKENDS)}")
+        self.name = name
 
 
 class BackendNotReadyError(RuntimeError):
-    """A known backend that cannot run here: a missing package or API key."""
+    """A known backend that cannot run here: a missing package, API key or corpus."""
 
 
 def backend_names() -> tuple[str, ...]:
     return tuple(BACKENDS)
 
 
-def _backend_class(name: str) -> Any:
-    if name not in BACKENDS:
+def _spec(name: str) -> BackendSpec:
+    spec = BACKENDS.get(name)
+    if spec is None:
         raise UnknownBackendError(name)
-    module, cls, requirement = BACKENDS[name]
+    missing = [pip for module, pip in spec.requires if importlib.util.find_spec(module) is None]
+    if missing:
+        raise BackendNotReadyError(f"search backend '{name}' needs: pip install {' '.join(missing)}")
+    return spec
+
+
+def backend_class(name: str) -> Any:
+    """The raw backend class of ``name``, imported now."""
+    spec = _spec(name)
     try:
-        return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(spec.module), spec.cls)
     except ImportError as exc:
-        raise BackendNotReadyError(
-            f"search backend '{name}' needs: pip install {requirement or exc.name}"
-        ) from exc
+        raise BackendNotReadyError(f"search backend '{name}' needs: pip install {exc.name}") from exc
 
 
 async def create_raw_backend(
-    name: str, settings: SearchSettings, client: httpx.AsyncClient, cache_dir: Path
+    name: str,
+    settings: SearchSettings,
+    client: httpx.AsyncClient | None,
+    cache_dir: Path,
 ) -> SearchBackend:
-    """The backend itself, without the resilience layer."""
-    cls = _backend_class(name)
-    if name == "local":
-        try:
-            import bm25s  # noqa: F401
-            import Stemmer  # noqa: F401
-        except ImportError as exc:
-            raise BackendNotReadyError("search backend 'local' needs: pip install bm25s PyStemmer") from exc
-        backend: SearchBackend = await cls.create(settings.corpus, cache_dir / "indexes")
+    """The backend itself, without the resilience layer. With no ``client``, an HTTP backend makes
+    its own and closes it in ``aclose``."""
+    cls = backend_class(name)
+    spec = BACKENDS[name]
+    if not spec.http:
+        if settings.corpus is None and importlib.util.find_spec(EMBEDDED_PACKAGE) is None:
+            raise BackendNotReadyError(f"search backend 'local' needs its corpus: {EMBEDDED_REQUIREMENT}")
+        index_dir = settings.index_dir or cache_dir / "indexes"
+        backend: SearchBackend = await cls.create(settings.corpus, index_dir)
         return backend
     api = getattr(settings, name)
     key = api.api_key.get_secret_value() if api.api_key is not None else None
-    if name in _NEEDS_KEY and not key:
+    if spec.needs_key and not key:
         raise BackendNotReadyError(
             f"search backend '{name}' has no API key: set SSRL_SEARCH__{name.upper()}__API_KEY"
         )
-    kwargs: dict[str, Any] = {"client": client, "base_url": api.base_url, "timeout": settings.timeout}
+    kwargs: dict[str, Any] = {"base_url": api.base_url, "timeout": settings.timeout, "api_key": key}
     if name == "retriever":
         kwargs.update(batch_window_ms=settings.batch_window_ms, max_batch=settings.max_batch)
-    else:
-        kwargs["api_key"] = key
-    backend = cls(**kwargs)
-    return backend
+    if client is None:
+        client = httpx.AsyncClient(follow_redirects=True)
+        kwargs["owns_client"] = True
+    return cls(client, **kwargs)  # type: ignore[no-any-return]
 
 
+@overload
 async def create_search_backend(
-    name: str,
     settings: SearchSettings,
     *,
     metrics: SearchMetrics,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None = None,
     cache_dir: Path,
+    name: str | None = None,
+) -> ResilientBackend: ...
+
+
+@overload
+async def create_search_backend(
+    name: str,
+    settings: SearchSettings,
+    /,
+    *,
+    metrics: SearchMetrics,
+    client: httpx.AsyncClient | None = None,
+    cache_dir: Path,
+) -> ResilientBackend: ...
+
+
+async def create_search_backend(
+    *args: Any,
+    metrics: SearchMetrics,
+    client: httpx.AsyncClient | None = None,
+    cache_dir: Path,
+    name: str | None = None,
+    settings: SearchSettings | None = None,
 ) -> ResilientBackend:
-    """A backend by name, with retries, a concurrency limit, a cache and coalescing around it."""
+    """The backend ``name`` (default: ``settings.backend``), with the per-call deadline, retries, a
+    concurrency limit, the cache and coalescing around it.
+
+    Called as ``create_search_backend(settings, metrics=..., cache_dir=...)``; the name-first form
+    ``create_search_backend("serper", settings, ...)`` is accepted too. HTTP backends speak through
+    ``client``; without one they make their own and close it with the backend. The local backend
+    loads (or builds) its index in a thread before this returns.
+    """
+    rest = list(args)
+    if rest and isinstance(rest[0], str):  # the name-first form
+        name = rest.pop(0)
+    if len(rest) == 1 and settings is None:
+        settings = rest.pop()
+    if rest or settings is None:
+        raise TypeError("use create_search_backend(settings, *, metrics, cache_dir, client=None, name=None)")
+    name = name or settings.backend
     raw = await create_raw_backend(name, settings, client, cache_dir)
+    logger.info("search backend %s ready", name)
     return ResilientBackend(
         raw,
         metrics,
+        timeout=settings.timeout,
         retries=settings.retries,
         max_retry_wait=settings.max_retry_wait,
         concurrency=settings.concurrency,

@@ -1,9 +1,12 @@
-"""Serper (Google search), the engine of the SSRL paper: POST /search with X-API-KEY."""
+"""Serper (Google search), the engine of the SSRL paper: POST {base}/search with X-API-KEY.
+
+Answer: ``{"organic": [{"title", "link", "snippet", "position"}, ...], "answerBox"?, "knowledgeGraph"?}``.
+"""
 
 from __future__ import annotations
 
 from service.search.base import Doc
-from service.search.http import HttpBackend
+from service.search.http import HttpBackend, optional_score, optional_url, plain_text
 
 
 class SerperBackend(HttpBackend):
@@ -11,20 +14,24 @@ class SerperBackend(HttpBackend):
 
     async def search(self, query: str, top_k: int) -> list[Doc]:
         data = await self.request_json(
-            "POST", "/search", json={"q": query, "num": top_k}, headers={"X-API-KEY": self._key}
+            "POST", "/search", json={"q": query, "num": top_k}, headers={"X-API-KEY": self._key or ""}
         )
-        organic = data.get("organic", []) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise self.malformed("not a JSON object")
+        organic = data.get("organic", [])
         if not isinstance(organic, list):
-            raise self.malformed("no 'organic' list")
-        return [
-            Doc(
-                title=str(r.get("title", "")),
-                text=str(r.get("snippet", "")),
-                url=r.get("link"),
-                score=1.0 / float(r["position"])
-                if isinstance(r.get("position"), int | float) and r["position"]
-                else None,
+            raise self.malformed("'organic' is not a list")
+        docs = []
+        for hit in organic:
+            if not isinstance(hit, dict):
+                continue
+            position = optional_score(hit.get("position"))
+            docs.append(
+                Doc(
+                    title=plain_text(hit.get("title")),
+                    text=plain_text(hit.get("snippet")),
+                    url=optional_url(hit.get("link")),
+                    score=1.0 / position if position and position > 0 else None,
+                )
             )
-            for r in organic[:top_k]
-            if isinstance(r, dict)
-        ]
+        return docs[:top_k]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 class ApiBackendSettings(BaseModel):
@@ -13,7 +13,24 @@ class ApiBackendSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str = Field(min_length=1, max_length=2048, description="Base URL of the API.")
-    api_key: SecretStr | None = Field(default=None, description="API key (never logged or returned).")
+    api_key: SecretStr | None = Field(
+        default=None, max_length=4096, description="API key (never logged or returned); empty = unset."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``SSRL_SEARCH__SERPER__API_KEY=`` (as a compose file passes an unset variable) means no key."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 # One class per API so that each base URL has its own default, and setting only a key
@@ -75,6 +92,10 @@ class SearchSettings(BaseModel):
         description="JSONL corpus for the local backend ({id, contents} or {title, text}); unset = the "
         "embedded 10,033 Wikipedia lead summaries.",
     )
+    index_dir: Path | None = Field(
+        default=None,
+        description="Where the local backend caches its BM25 index; unset = <cache_dir>/indexes.",
+    )
     batch_window_ms: float = Field(
         default=5.0, ge=0.0, le=1000.0, description="retriever: wait this long to batch concurrent queries."
     )
@@ -88,3 +109,17 @@ class SearchSettings(BaseModel):
     searxng: SearxngApi = Field(
         default_factory=SearxngApi, description="Self-hosted SearXNG with format=json enabled."
     )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from service.search.registry import backend_names  # the registry imports this module
+
+        if value not in backend_names():
+            raise ValueError(f"unknown search backend '{value}'; known: {', '.join(backend_names())}")
+        return value
+
+    @field_validator("corpus", "index_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value

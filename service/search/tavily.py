@@ -1,9 +1,12 @@
-"""Tavily: POST /search with a Bearer key."""
+"""Tavily: POST {base}/search with ``Authorization: Bearer KEY``.
+
+Answer: ``{"results": [{"title", "url", "content", "score"}, ...], "answer"?}``.
+"""
 
 from __future__ import annotations
 
 from service.search.base import Doc
-from service.search.http import HttpBackend
+from service.search.http import HttpBackend, optional_score, optional_url, plain_text
 
 
 class TavilyBackend(HttpBackend):
@@ -14,13 +17,18 @@ class TavilyBackend(HttpBackend):
             "POST",
             "/search",
             json={"query": query, "max_results": top_k, "search_depth": "basic"},
-            headers={"Authorization": f"Bearer {self._key}"},
+            headers={"Authorization": f"Bearer {self._key or ''}"},
         )
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
             raise self.malformed("no 'results' list")
         return [
-            Doc(str(r.get("title", "")), str(r.get("content", "")), r.get("url"), r.get("score"))
-            for r in results[:top_k]
+            Doc(
+                plain_text(r.get("title")),
+                plain_text(r.get("content")),
+                optional_url(r.get("url")),
+                optional_score(r.get("score")),
+            )
+            for r in results
             if isinstance(r, dict)
-        ]
+        ][:top_k]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from pathlib import Path
 
 import httpx
@@ -10,11 +10,10 @@ from prometheus_client import CollectorRegistry
 from service.search.local import LocalIndex
 from service.search.metrics import SearchMetrics
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
 
 class Recorder:
-    """A MockTransport handler that records requests and answers from a list (last one repeats)."""
+    """A MockTransport handler that records requests and answers from a list (the last one repeats).
+    An exception in the list is raised instead, as the transport would."""
 
     def __init__(self, *responses: httpx.Response | Exception) -> None:
         self.responses = list(responses)
@@ -41,7 +40,18 @@ def sample(metrics: SearchMetrics, name: str, **labels: str) -> float:
     return float(value or 0.0)
 
 
+def write_jsonl(path: Path, rows: list[object]) -> Path:
+    """One line per row; a string row is written as it is (to make broken lines)."""
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
-def wiki_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalIndex, Path]:
-    index_dir = tmp_path_factory.mktemp("indexes")
-    return LocalIndex.load(None, index_dir), index_dir
+def wiki_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("indexes")
+
+
+@pytest.fixture(scope="session")
+def wiki_index(wiki_index_dir: Path) -> LocalIndex:
+    """The embedded corpus, indexed once per session into a temporary cache."""
+    return LocalIndex.load(None, wiki_index_dir)
