@@ -58,28 +58,36 @@ def request_body(rng: random.Random) -> dict[str, Any]:
     return body
 
 
-async def one(client: httpx.AsyncClient, body: dict[str, Any], timeout: float) -> str:
-    """The outcome of one request: ok, refused (429 with Retry-After), 5xx, error, bad_stream, hung."""
+async def one(client: httpx.AsyncClient, body: dict[str, Any], timeout: float) -> tuple[str, float]:
+    """The outcome of one request (ok, refused = 429 with Retry-After, 5xx, error, bad_stream, hung),
+    and the Retry-After it carried."""
     try:
         async with asyncio.timeout(timeout):
             if body["stream"]:
                 async with client.stream("POST", "/v1/chat/completions", json=body) as response:
                     if response.status_code != 200:
                         await response.aread()
-                        return classify(response)
+                        return classify(response), retry_after(response)
                     events = [line[6:] async for line in response.aiter_lines() if line.startswith("data: ")]
                 if not events or events[-1] != "[DONE]" or any('"error"' in e[:12] for e in events):
-                    return "bad_stream"
-                return "ok"
+                    return "bad_stream", 0.0
+                return "ok", 0.0
             response = await client.post("/v1/chat/completions", json=body)
             if response.status_code == 200:
                 json.loads(response.content)
-                return "ok"
-            return classify(response)
+                return "ok", 0.0
+            return classify(response), retry_after(response)
     except TimeoutError:
-        return "hung"
-    except httpx.HTTPError:
-        return "connection_error"
+        return "hung", 0.0
+    except httpx.HTTPError as exc:
+        return f"connection_error:{type(exc).__name__}", 0.0
+
+
+def retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after", "0"))
+    except ValueError:
+        return 0.0
 
 
 def classify(response: httpx.Response) -> str:
@@ -102,10 +110,10 @@ async def drive(
             rng = random.Random(seed)
             while time.monotonic() < deadline and sent < max_requests:
                 sent += 1
-                outcome = await one(client, request_body(rng), timeout)
+                outcome, wait = await one(client, request_body(rng), timeout)
                 outcomes[outcome] += 1
-                if outcome == "refused":
-                    await asyncio.sleep(0.2)
+                if outcome == "refused":  # a well-behaved client waits as told
+                    await asyncio.sleep(wait)
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return outcomes

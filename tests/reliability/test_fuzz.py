@@ -26,7 +26,7 @@ SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_gets_a_server_error(case) -> None:
     response = case.call()
     assert response.status_code < 500, (case.body, response.text)
