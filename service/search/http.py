@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from service.search.base import SearchError
+from service.search.base import Doc, SearchError
 
 _TAG = re.compile(r"<[^>]+>")
 
@@ -108,6 +108,22 @@ class HttpBackend:
             return json.loads(body)
         except ValueError as exc:
             raise SearchError(self.name, "bad_response", "the answer is not JSON") from exc
+
+    def results_docs(self, data: Any, top_k: int, hint: str = "") -> list[Doc]:
+        """Docs of a ``{"results": [{"title", "content", "url", "score"}]}`` answer (Tavily, SearXNG)."""
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list):
+            raise self.malformed("no 'results' list" + hint)
+        return [
+            Doc(
+                plain_text(r.get("title")),
+                plain_text(r.get("content")),
+                optional_url(r.get("url")),
+                optional_score(r.get("score")),
+            )
+            for r in results
+            if isinstance(r, dict)
+        ][:top_k]
 
     def malformed(self, what: str) -> SearchError:
         return SearchError(self.name, "bad_response", what)

@@ -8,7 +8,7 @@ as a Bearer token (for an instance behind an authenticating proxy).
 from __future__ import annotations
 
 from service.search.base import Doc
-from service.search.http import HttpBackend, optional_score, optional_url, plain_text
+from service.search.http import HttpBackend
 
 
 class SearxngBackend(HttpBackend):
@@ -20,16 +20,4 @@ class SearxngBackend(HttpBackend):
         data = await self.request_json(
             "GET", "/search", params={"q": query, "format": "json"}, headers=headers
         )
-        results = data.get("results") if isinstance(data, dict) else None
-        if not isinstance(results, list):
-            raise self.malformed("no 'results' list (is format=json enabled?)")
-        return [
-            Doc(
-                plain_text(r.get("title")),
-                plain_text(r.get("content")),
-                optional_url(r.get("url")),
-                optional_score(r.get("score")),
-            )
-            for r in results
-            if isinstance(r, dict)
-        ][:top_k]
+        return self.results_docs(data, top_k, " (is format=json enabled?)")

@@ -6,7 +6,7 @@ Answer: ``{"results": [{"title", "url", "content", "score"}, ...], "answer"?}``.
 from __future__ import annotations
 
 from service.search.base import Doc
-from service.search.http import HttpBackend, optional_score, optional_url, plain_text
+from service.search.http import HttpBackend
 
 
 class TavilyBackend(HttpBackend):
@@ -19,16 +19,4 @@ class TavilyBackend(HttpBackend):
             json={"query": query, "max_results": top_k, "search_depth": "basic"},
             headers={"Authorization": f"Bearer {self._key or ''}"},
         )
-        results = data.get("results") if isinstance(data, dict) else None
-        if not isinstance(results, list):
-            raise self.malformed("no 'results' list")
-        return [
-            Doc(
-                plain_text(r.get("title")),
-                plain_text(r.get("content")),
-                optional_url(r.get("url")),
-                optional_score(r.get("score")),
-            )
-            for r in results
-            if isinstance(r, dict)
-        ][:top_k]
+        return self.results_docs(data, top_k)
