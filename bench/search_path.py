@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from bench._util import free_port, table, write_json
 from service.app import create_app
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 
 
@@ -44,12 +44,7 @@ def search_server(latency: float) -> tuple[FastAPI, dict[str, int]]:
     return app, counts
 
 
-def script(prompt: str, _options: object) -> str:
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    if "</search>" in trajectory:
-        return "<answer> done </answer>"
-    question = prompt.split("Question: ")[-1].split("\n")[0]
-    return f"<search> {question} </search>"
+script = search_then("<answer> done </answer>")
 
 
 async def drive(app: Any, mode: str, questions: list[str], concurrency: int) -> dict[str, float]:

@@ -36,6 +36,28 @@ class ScriptedReply:
 Script = Callable[[str, SamplingOptions], "ScriptedReply | str"]
 
 
+def search_then(after: str, *, search: str | None = None, plain: str | None = None) -> Script:
+    """A script for the agent loop over this engine's chat template.
+
+    Until the trajectory holds a search it writes ``search`` (by default a search for the question
+    of the instruction prompt); then it writes ``after``. A prompt without the agent instruction
+    (plain chat) gets ``plain`` when one is given.
+    """
+
+    def script(prompt: str, _options: SamplingOptions) -> str:
+        if plain is not None and "Answer the given question" not in prompt:
+            return plain
+        trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
+        if "</search>" in trajectory:
+            return after
+        if search is not None:
+            return search
+        question = prompt.split("Question: ")[-1].split("\n")[0]
+        return f"<search> {question} </search>"
+
+    return script
+
+
 @dataclass
 class ScriptedCall:
     prompt: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from service.agent.prompts import SEARCH_R1_INSTRUCTION, SELF_SEARCH_INSTRUCTION
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from tests.agent.conftest import ask, serve, sse_events
 from tests.agent.fakes import FakeBackend
 
@@ -141,10 +141,7 @@ async def test_failing_backend_never_fails_the_request() -> None:
     assert step["source"] == "fallback" and step["error"] == "rate_limited"
 
 
-def search_then_answer(prompt: str, _options: object) -> str:
-    """Searches first; answers once the trajectory so far holds a search."""
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    return "<answer> P </answer>" if "</search>" in trajectory else "<search> capital </search>"
+search_then_answer = search_then("<answer> P </answer>", search="<search> capital </search>")
 
 
 async def test_failing_backend_with_fallback_error_is_502() -> None:

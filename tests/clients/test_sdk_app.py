@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 from ssrl_client import (
     AnswerDelta,
@@ -27,17 +27,11 @@ from ssrl_client import (
 )
 from tests.agent.fakes import FakeBackend
 
-
-def script(prompt: str, _options: object) -> str:
-    """Searches first, answers once the trajectory holds a search; plain chat gets a plain reply."""
-    if "Answer the given question" not in prompt:
-        return "Hello there."
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    return (
-        "<answer> Paris </answer>"
-        if "</search>" in trajectory
-        else "<think> hmm </think><search> capital of France </search>"
-    )
+script = search_then(
+    "<answer> Paris </answer>",
+    search="<think> hmm </think><search> capital of France </search>",
+    plain="Hello there.",
+)
 
 
 def make_app(engine: ScriptedEngine | None = None, **settings: Any):

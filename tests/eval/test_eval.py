@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from service.eval.datasets import QAItem, load_dataset, load_fanoutqa_dev, load_jsonl
 from service.eval.report import markdown, plot, summarise
 from service.eval.runner import read_results, run_eval
@@ -63,13 +63,7 @@ def test_the_embedded_dataset() -> None:
     assert items == load_dataset(None)[0]
 
 
-def script(prompt: str, _options: object) -> str:
-    if "Answer the given question" not in prompt:
-        return "Right"
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    if "</search>" in trajectory:
-        return "<answer> Right </answer>"
-    return "<search> batting hand </search>"
+script = search_then("<answer> Right </answer>", search="<search> batting hand </search>", plain="Right")
 
 
 async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 
 FAULTS = {
@@ -70,12 +70,7 @@ async def faulty_search_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def script(prompt: str, _options: object) -> str:
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    if "</search>" in trajectory:
-        return "<information> my own notes </information><answer> done </answer>"
-    question = prompt.split("Question: ")[-1].split("\n")[0]
-    return f"<search> {question} </search>"
+script = search_then("<information> my own notes </information><answer> done </answer>")
 
 
 @asynccontextmanager

@@ -13,18 +13,15 @@ import pytest
 import uvicorn
 
 from service.app import create_app
-from service.engine.scripted import ScriptedEngine
+from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 
 API_KEY = "sk-service-4f1c9e"
 SERPER_KEY = "serper-secret-7d2a"
 
 
-def script(prompt: str, _options: object) -> str:
-    trajectory = prompt.rsplit("<|assistant|>\n", 1)[-1]
-    if "</search>" in trajectory:
-        return "<think> I read the results. </think>"  # no answer of its own
-    return "<search> capital of France </search>"
+# no answer of its own after reading the results
+script = search_then("<think> I read the results. </think>", search="<search> capital of France </search>")
 
 
 async def test_keys_never_appear_in_logs_errors_traces_or_metrics(caplog, tmp_path: Path) -> None:
