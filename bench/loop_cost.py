@@ -20,8 +20,9 @@ import httpx
 
 from bench._util import ssrl_server, table, write_json
 from service.eval.datasets import load_fanoutqa_dev
+from service.settings import EMBEDDED_MODEL_NAME
 
-MODEL = "smollm2-135m-instruct"
+MODEL = EMBEDDED_MODEL_NAME
 
 
 def ask(url: str, question: str, max_tokens: int) -> dict[str, Any]:

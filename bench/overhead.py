@@ -19,9 +19,9 @@ import httpx
 
 from bench._util import Server, free_port, percentile, ssrl_server, table, write_json
 from service.engine.model_files import prepare_embedded_model
-from service.settings import Settings
+from service.settings import EMBEDDED_MODEL_NAME, Settings
 
-MODEL = "smollm2-135m-instruct"
+MODEL = EMBEDDED_MODEL_NAME
 PROMPTS = [
     "Write one sentence about the sea.",
     "Name three colours.",

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from bench._util import free_port, table, write_json
 from service.app import create_app
 from service.engine.scripted import ScriptedEngine, search_then
-from service.settings import Settings
+from service.settings import EMBEDDED_MODEL_NAME, Settings
 
 
 def search_server(latency: float) -> tuple[FastAPI, dict[str, int]]:
@@ -55,7 +55,7 @@ async def drive(app: Any, mode: str, questions: list[str], concurrency: int) -> 
         async def one(question: str) -> None:
             async with limit:
                 body = {
-                    "model": "smollm2-135m-instruct",
+                    "model": EMBEDDED_MODEL_NAME,
                     "messages": [{"role": "user", "content": question}],
                     "search_mode": mode,
                     "max_tokens": 64,

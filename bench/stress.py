@@ -22,8 +22,9 @@ import httpx
 import psutil
 
 from bench._util import ssrl_server, table, write_json
+from service.settings import EMBEDDED_MODEL_NAME
 
-MODEL = "smollm2-135m-instruct"
+MODEL = EMBEDDED_MODEL_NAME
 QUESTIONS = [
     "Who wrote Hamlet?",
     "What is photosynthesis?",

@@ -21,7 +21,9 @@ from service.search.settings import SearchSettings
 SearchMode = Literal["self", "real", "entropy", "off"]
 SEARCH_MODES: tuple[str, ...] = ("self", "real", "entropy", "off")
 
-EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+#: The default model: SmolLM2-135M-Instruct taught the SSRL protocol here (``ssrl-train``), shipped as a
+#: LoRA adapter merged into the embedded base once. ``--model smollm2-135m-instruct`` serves the plain base.
+EMBEDDED_MODEL_NAME = "ssrl-smollm2-135m"
 
 
 def _default_cache_dir() -> Path:
@@ -193,10 +195,11 @@ class Settings(BaseSettings):
         le=1024**3,
         description="Largest request body accepted; larger is refused with 413.",
     )
-    search_mode: SearchMode = Field(
-        default="off",
+    search_mode: SearchMode | None = Field(
+        default=None,
         description="Search mode for requests that do not choose one: self, real, entropy, or off "
-        "(plain chat, what an OpenAI client without extra_body expects).",
+        "(plain chat); unset = real for SSRL models (the embedded default and the released "
+        "checkpoints: their name holds 'ssrl'), off for any other model.",
     )
     shutdown_timeout: float = Field(
         default=30.0,
@@ -226,6 +229,12 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    def default_search_mode(self) -> SearchMode:
+        """The mode of requests that name none: the setting, else real for an SSRL model."""
+        if self.search_mode is not None:
+            return self.search_mode
+        return "real" if is_ssrl_model(self.model or EMBEDDED_MODEL_NAME) else "off"
+
     def resolved_model_name(self) -> str:
         """The name this server answers to in ``model`` fields."""
         if self.served_model_name:
@@ -234,3 +243,8 @@ class Settings(BaseSettings):
             return EMBEDDED_MODEL_NAME
         path = Path(self.model)
         return path.name if path.is_dir() else self.model
+
+
+def is_ssrl_model(model: str) -> bool:
+    """Whether a model name or path is an SSRL checkpoint (ours or TsinghuaC3I's released ones)."""
+    return "ssrl" in Path(model).name.lower()

@@ -8,20 +8,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from service.agent.prompts import ObservationFormat
+from service.agent.prompts import ObservationFormat, clean_results
 from service.agent.tags import (
     ANSWER_CLOSE,
     CORRECTION,
     SEARCH_CLOSE,
     last_answer,
-    neutralise,
     queries_in,
     search_action,
 )
 from service.agent.trace import DocOut, GenerationTurn, SearchStep, SearchTrace
 from service.agent.uncertainty import query_uncertainty
 from service.engine.base import Engine, SamplingOptions, TokenLogprob
-from service.search.base import Doc, SearchBackend, SearchError
+from service.search.base import SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +82,6 @@ class _Segment:
     finish: str | None = None
     stop: str | int | None = None
     cached: int = 0
-
-
-def _clip(text: str, words: int) -> str:
-    """The first ``words`` words of a result (0: all of it)."""
-    if words <= 0:
-        return text
-    parts = text.split()
-    return text if len(parts) <= words else " ".join(parts[:words]) + " ..."
 
 
 class AgentLoop:
@@ -274,10 +265,7 @@ class AgentLoop:
             yield StepEvent(step)
             return
         step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        clean = [
-            Doc(neutralise(d.title), _clip(neutralise(d.text), self.config.result_words), d.url, d.score)
-            for d in docs[: self.config.top_k]
-        ]
+        clean = clean_results(docs, self.config.top_k, self.config.result_words)
         step.source = "real"
         step.results = [DocOut.of(d) for d in clean]
         yield StepEvent(step)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from service.agent.tags import neutralise
+from service.engine.base import ChatMessageDict
 from service.search.base import Doc
 
 #: The Search-R1 instruction, as published; SSRL checkpoints were trained on it.
@@ -63,6 +65,30 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def clip_words(text: str, words: int) -> str:
+    """The first ``words`` words of a result (0: all of it)."""
+    if words <= 0:
+        return text
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words]) + " ..."
+
+
+def clean_results(docs: Sequence[Doc], top_k: int, words: int) -> list[Doc]:
+    """Search results as the trajectory shows them: the first ``top_k``, protocol tags removed,
+    each clipped to ``words`` words. The loop and the training data both go through here."""
+    return [
+        Doc(neutralise(d.title), clip_words(neutralise(d.text), words), d.url, d.score) for d in docs[:top_k]
+    ]
+
+
+def agent_messages(
+    question: str, template: str, system: Sequence[ChatMessageDict] = ()
+) -> list[ChatMessageDict]:
+    """The chat an agent trajectory answers: system messages kept, the question inside the
+    instruction template as the one user message."""
+    return [*system, {"role": "user", "content": template.replace("{question}", question.strip())}]
+
+
 _WIDE = "\n\n<information>\n{results}\n</information>\n\n"
 
 #: Observation formats used in the paper, by checkpoint; ``search-r1`` is the default.
@@ -72,9 +98,13 @@ PRESETS: dict[str, ObservationFormat] = {
     "llama-3.1-8b": ObservationFormat("numbered", "\n<information>\n{results}\n</information>\n"),
     "qwen2.5-3b": ObservationFormat("space", "<information>{results}</information>"),
     "search-r1": ObservationFormat("doc", "\n\n<information>{results}</information>\n\n"),
+    # The small SSRL model trained here (train/): Search-R1's numbered documents with their titles
+    # (a 135M model leans on them), inside the wide wrapper of the released checkpoints.
+    "ssrl-smollm2": ObservationFormat("doc", _WIDE),
 }
 
 _MATCHERS = (
+    ("ssrl-smollm2", ("ssrl-smollm2",)),
     ("qwen2.5-7b", ("qwen2.5-7b",)),
     ("qwen2.5-3b", ("qwen2.5-3b",)),
     ("llama-3.1-8b", ("llama-3.1-8b",)),

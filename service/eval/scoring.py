@@ -38,3 +38,9 @@ def f1_score(prediction: str | None, golds: Sequence[str]) -> float:
     if prediction is None:
         return 0.0
     return max((_f1(prediction, g) for g in golds), default=0.0)
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """Whether a normalised gold answer occurs, as whole words, in the normalised text."""
+    haystack = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(g)} " in haystack for g in golds if normalize_answer(g))

@@ -37,7 +37,7 @@ Planned = tuple[str, Callable[[], AsyncIterator[str]], Callable[[], Awaitable[Ch
 
 async def _plan(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Planned:
     """The completion id and the two ways to answer (stream, whole) for the request's mode."""
-    mode = chat.search_mode or state.settings.search_mode
+    mode = chat.search_mode or state.settings.default_search_mode()
     if mode == "off":
         plain = prepare_chat(chat, engine, state.settings, state.model_name)
         return (

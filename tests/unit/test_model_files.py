@@ -76,7 +76,7 @@ def test_embedded_model_reuses_a_matching_conversion(tmp_path: Path, monkeypatch
     target.mkdir(parents=True)
     marker = {"source": str(gguf), "size": gguf.stat().st_size}
     (target / "ssrl-converted.json").write_text(json.dumps(marker))
-    assert resolve_model(None, tmp_path / "cache") == str(target)
+    assert resolve_model("smollm2-135m-instruct", tmp_path / "cache") == str(target)
 
 
 def test_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +88,7 @@ def test_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(model_files, "_convert_gguf", broken)
     with pytest.raises(RuntimeError, match="out of disk"):
-        resolve_model(None, tmp_path / "cache")
+        resolve_model("smollm2-135m-instruct", tmp_path / "cache")
     models = tmp_path / "cache" / "models"
     assert list(models.iterdir()) == []  # neither the target nor the temporary directory
 
@@ -104,5 +104,59 @@ def test_stale_conversion_is_replaced(tmp_path: Path, monkeypatch: pytest.Monkey
         (work / "config.json").write_text("{}")
 
     monkeypatch.setattr(model_files, "_convert_gguf", convert)
-    assert resolve_model(None, tmp_path / "cache") == str(target)
+    assert resolve_model("smollm2-135m-instruct", tmp_path / "cache") == str(target)
     assert sorted(p.name for p in target.iterdir()) == ["config.json", "ssrl-converted.json"]
+
+
+def _fake_adapter(path: Path, weights: bytes = b"lora") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "adapter_config.json").write_text("{}")
+    (path / "adapter_model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_default_model_is_the_base_with_the_shipped_adapter_merged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_gguf(tmp_path, monkeypatch)
+    adapter = _fake_adapter(tmp_path / "shipped")
+    monkeypatch.setattr(model_files, "SSRL_ADAPTER_DIR", adapter)
+    monkeypatch.setattr(model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}"))
+    merges: list[tuple[Path, Path]] = []
+
+    def merge(base: Path, lora: Path, work: Path) -> None:
+        merges.append((base, lora))
+        (work / "config.json").write_text('{"merged": true}')
+
+    monkeypatch.setattr(model_files, "_merge_adapter", merge)
+    cache = tmp_path / "cache"
+    target = cache / "models" / "ssrl-smollm2-135m"
+    assert resolve_model(None, cache) == str(target)
+    assert merges == [(cache / "models" / "smollm2-135m-instruct", adapter)]
+    assert json.loads((target / "config.json").read_text()) == {"merged": True}
+    assert resolve_model("ssrl-smollm2-135m", cache) == str(target)
+    assert len(merges) == 1  # cached
+    _fake_adapter(adapter, b"a retrained adapter")  # a new adapter makes the merge stale
+    assert resolve_model(None, cache) == str(target)
+    assert len(merges) == 2
+
+
+def test_an_adapter_directory_is_merged_into_the_embedded_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_gguf(tmp_path, monkeypatch)
+    monkeypatch.setattr(model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}"))
+    monkeypatch.setattr(
+        model_files, "_merge_adapter", lambda base, lora, work: (work / "config.json").write_text(str(lora))
+    )
+    adapter = _fake_adapter(tmp_path / "runs" / "adapter")
+    merged = Path(resolve_model(str(adapter), tmp_path / "cache"))
+    assert merged.parent == tmp_path / "cache" / "models" and merged.name.startswith("adapter-")
+    assert (merged / "config.json").read_text() == str(adapter)
+
+
+def test_a_missing_adapter_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_gguf(tmp_path, monkeypatch)
+    monkeypatch.setattr(model_files, "SSRL_ADAPTER_DIR", tmp_path / "nowhere")
+    with pytest.raises(ModelNotAvailableError, match="adapter"):
+        resolve_model(None, tmp_path / "cache")

@@ -17,7 +17,7 @@ def keys(settings: Settings) -> list[str]:
 
 def test_defaults() -> None:
     s = Settings()
-    assert (s.host, s.port, s.max_concurrency, s.search_mode) == ("127.0.0.1", 8000, 64, "off")
+    assert (s.host, s.port, s.max_concurrency, s.search_mode) == ("127.0.0.1", 8000, 64, None)
     assert s.api_keys == [] and s.engine.max_model_len is None
 
 
@@ -95,9 +95,19 @@ def test_engine_settings_bounds() -> None:
 
 
 def test_resolved_model_name(tmp_path: Path) -> None:
-    assert Settings().resolved_model_name() == EMBEDDED_MODEL_NAME == "smollm2-135m-instruct"
+    assert Settings().resolved_model_name() == EMBEDDED_MODEL_NAME == "ssrl-smollm2-135m"
+    assert Settings(model="smollm2-135m-instruct").resolved_model_name() == "smollm2-135m-instruct"
     assert Settings(model="Qwen/Qwen2.5-3B-Instruct").resolved_model_name() == "Qwen/Qwen2.5-3B-Instruct"
     local = tmp_path / "my-finetune"
     local.mkdir()
     assert Settings(model=str(local)).resolved_model_name() == "my-finetune"
     assert Settings(model=str(local), served_model_name="prod").resolved_model_name() == "prod"
+
+
+def test_ssrl_models_search_by_default_and_plain_models_chat() -> None:
+    assert Settings().default_search_mode() == "real"  # the embedded SSRL model
+    assert Settings(model="TsinghuaC3I/Qwen2.5-7B-Instruct-SSRL").default_search_mode() == "real"
+    assert Settings(model="smollm2-135m-instruct").default_search_mode() == "off"
+    assert Settings(model="Qwen/Qwen2.5-3B-Instruct").default_search_mode() == "off"
+    assert Settings(search_mode="self").default_search_mode() == "self"
+    assert Settings(model="Qwen/Qwen2.5-3B-Instruct", search_mode="entropy").default_search_mode() == "entropy"

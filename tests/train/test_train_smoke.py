@@ -1,0 +1,91 @@
+"""CI smoke of ssrl-train: the whole pipeline on a handful of examples, a few steps (never the full run).
+
+Uses the embedded corpus, the embedded base model (converted once into the cache, as the server
+does) and the real trainer; it proves the pipeline runs, resumes and yields an adapter the service
+can merge, not that the model learns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepare_embedded_model
+from service.eval.datasets import load_jsonl
+from service.settings import Settings
+from train.__main__ import TrainSettings, run
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    argv = [
+        "--output",
+        str(out),
+        "--trajectories",
+        "12",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-batch-tokens",
+        "3072",
+    ]
+    settings = TrainSettings(
+        output=out,
+        trajectories=12,
+        steps=2,
+        batch_size=4,
+        max_batch_tokens=3072,
+        cache_dir=Settings().cache_dir,
+    )
+    run(settings, argv)
+    return out
+
+
+def test_the_pipeline_writes_splits_trajectories_an_adapter_and_its_card(trained: Path) -> None:
+    data = trained / "data"
+    test, bad = load_jsonl(data / "test.jsonl")  # in ssrl-eval's format
+    assert not bad and len(test) >= 500
+    train_questions = {q.question for q in load_jsonl(data / "train.jsonl")[0]}
+    assert not train_questions & {q.question for q in test}
+    rows = [json.loads(line) for line in (data / "trajectories.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in log)
+    adapter = trained / "adapter"
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "loss.png"} <= {
+        p.name for p in adapter.iterdir()
+    }
+    card = (adapter / "README.md").read_text()
+    assert "ssrl-train --output" in card and "--trajectories 12" in card and "2 steps" in card
+    assert (adapter / "adapter_model.safetensors").stat().st_size < 20_000_000  # bf16, about 10 MB
+
+
+def test_a_run_resumes_from_its_checkpoint(trained: Path) -> None:
+    settings = TrainSettings(
+        output=trained,
+        trajectories=12,
+        steps=3,
+        batch_size=4,
+        max_batch_tokens=3072,
+        cache_dir=Settings().cache_dir,
+    )
+    run(settings, ["--steps", "3"])
+    log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]  # steps 1-2 were not run again
+
+
+def test_the_adapter_merges_into_a_checkpoint_the_engine_can_load(trained: Path, tmp_path: Path) -> None:
+    # A cache of its own (the merged model stays out of the user's), sharing the converted base.
+    base = prepare_embedded_model(Settings().cache_dir, BASE_MODEL)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / BASE_MODEL).symlink_to(base)
+    merged = prepare_adapter_model(trained / "adapter", tmp_path)
+    assert merged.parent == tmp_path / "models"
+    config = json.loads((merged / "config.json").read_text())
+    assert config["model_type"] == "llama"
+    assert (merged / "model.safetensors").is_file() and (merged / "tokenizer.json").is_file()

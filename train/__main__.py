@@ -1,0 +1,160 @@
+"""``ssrl-train``: from the embedded corpus to an SSRL adapter for the embedded SmolLM2-135M-Instruct.
+
+ssrl-train --output runs/ssrl                # data, training, adapter, loss curve, model card
+ssrl-train --output runs/ssrl --install      # ... and make it the embedded default model
+ssrl-train --output runs/self --self-only    # SSRL's own setting: every result written by the model
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
+
+from service.agent.prompts import PRESETS
+from service.engine.model_files import SSRL_ADAPTER_DIR, prepare_embedded_model
+from service.search.local import LocalIndex
+from train.card import write_card
+from train.data import Mix, build_dataset, read_trajectories
+from train.trainer import TrainConfig, Trainer, plot_loss, read_log, tokenize
+from train.trajectories import Builder
+
+logger = logging.getLogger("train")
+
+
+class TrainSettings(BaseSettings):
+    """Settings of ssrl-train."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SSRL_TRAIN_",
+        cli_kebab_case=True,
+        cli_prog_name="ssrl-train",
+        cli_implicit_flags=True,
+        cli_hide_none_type=True,
+    )
+
+    output: Path = Field(
+        default=Path("runs/ssrl"), description="Run folder: data/, checkpoint/, adapter/, card."
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "ssrl",
+        description="Where the base model is converted and the index cached (the server's cache_dir).",
+    )
+    trajectories: int = Field(default=2600, ge=1, le=1_000_000, description="Training trajectories to make.")
+    steps: int = Field(default=300, ge=1, le=1_000_000, description="Optimizer steps.")
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Sequences per step (at most).")
+    max_batch_tokens: int = Field(default=6144, ge=256, description="Padded tokens per step (at most).")
+    lr: float = Field(default=4e-4, gt=0, le=1.0, description="Peak learning rate (cosine to 10 %).")
+    rank: int = Field(default=16, ge=1, le=512, description="LoRA rank (all attention and MLP projections).")
+    seed: int = Field(default=0, ge=0, description="Seed of data, sampling and initialisation.")
+    max_minutes: float | None = Field(default=75, gt=0, description="Stop (and save) after this long.")
+    threads: int | None = Field(default=None, ge=1, le=512, description="Torch CPU threads; unset = torch's.")
+    top_k: int = Field(default=3, ge=1, le=20, description="Results per real search (the server's default).")
+    result_words: int = Field(default=100, ge=0, description="Words per result (the server's default).")
+    self_only: bool = Field(
+        default=False,
+        description="Every <information> written by the model (SSRL's simulated search), none from the "
+        "index.",
+    )
+    reuse_data: bool = Field(default=True, description="Keep data/ of an earlier run with the same settings.")
+    install: bool = Field(default=False, description=f"Copy the adapter and card into {SSRL_ADAPTER_DIR}.")
+
+
+def run(settings: TrainSettings, argv: list[str]) -> Path:
+    out = settings.output
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    base = prepare_embedded_model(settings.cache_dir, "smollm2-135m-instruct")
+    index = LocalIndex.load(None, settings.cache_dir / "indexes")
+    data_dir = out / "data"
+    recipe = settings.model_dump(
+        mode="json", include={"trajectories", "seed", "top_k", "result_words", "self_only"}
+    )
+    stats_file = data_dir / "stats.json"
+    if (
+        settings.reuse_data
+        and stats_file.is_file()
+        and json.loads(stats_file.read_text()).get("recipe") == recipe
+    ):
+        stats = json.loads(stats_file.read_text())
+        logger.info("reusing the data in %s", data_dir)
+    else:
+        builder = Builder(
+            index,
+            PRESETS["ssrl-smollm2"],
+            top_k=settings.top_k,
+            result_words=settings.result_words,
+            self_only=settings.self_only,
+        )
+        stats = build_dataset(
+            index,
+            builder,
+            data_dir,
+            trajectories=settings.trajectories,
+            seed=settings.seed,
+            mix=Mix(),
+            result_words=settings.result_words,
+        )
+        stats["recipe"] = recipe
+        stats_file.write_text(json.dumps(stats, indent=2))
+
+    config = TrainConfig(
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        max_batch_tokens=settings.max_batch_tokens,
+        lr=settings.lr,
+        rank=settings.rank,
+        alpha=2 * settings.rank,
+        seed=settings.seed,
+        max_minutes=settings.max_minutes,
+        threads=settings.threads,
+    )
+    trainer = Trainer(base, out, config)
+    examples = [tokenize(t, trainer.tokenizer) for t in read_trajectories(data_dir / "trajectories.jsonl")]
+    kept = [e for e in examples if len(e.ids) <= config.max_length]
+    logger.info("%d trajectories, %d within %d tokens", len(examples), len(kept), config.max_length)
+    trainer.resume()
+    result = trainer.train(kept)
+    adapter = out / "adapter"
+    trainer.save_adapter(adapter)
+    log = read_log(out / "train_log.jsonl")
+    plot_loss(log, out / "loss.png")
+    command = "ssrl-train " + shlex.join(argv)
+    write_card(
+        adapter / "README.md",
+        command=command,
+        stats=stats,
+        config=config,
+        result=result,
+        log=log,
+        minutes=(time.monotonic() - started) / 60,
+        self_only=settings.self_only,
+    )
+    shutil.copy(out / "loss.png", adapter / "loss.png")
+    if settings.install:
+        SSRL_ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+        for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "loss.png"):
+            shutil.copy(adapter / name, SSRL_ADAPTER_DIR / name)
+        logger.info("installed the adapter into %s", SSRL_ADAPTER_DIR)
+    print(f"adapter: {adapter} ({result['steps']} steps)")
+    return adapter
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    args = sys.argv[1:] if argv is None else argv
+    settings = CliApp.run(TrainSettings, cli_args=args)
+    run(settings, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

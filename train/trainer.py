@@ -1,0 +1,266 @@
+"""LoRA fine-tuning of the embedded model on trajectories, on CPU or GPU.
+
+Loss only on what the model writes (prompt and injected results masked, as in Search-R1), logits
+computed only at those positions, batches grouped by length under a token cap, bf16 autocast,
+resumable checkpoints, a bounded run time, a JSONL log and a loss-curve PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from train.trajectories import Trajectory
+
+logger = logging.getLogger(__name__)
+
+IGNORE = -100
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int = 8
+    max_batch_tokens: int = 6144
+    max_length: int = 1536
+    lr: float = 4e-4
+    warmup: int = 10
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    seed: int = 0
+    max_minutes: float | None = None
+    save_every: int = 25
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Example:
+    ids: list[int]
+    labels: list[int]
+
+
+def tokenize(trajectory: Trajectory, tokenizer: Any) -> Example:
+    """Token ids as the server builds them: the chat-templated prompt, then each piece of the
+    trajectory encoded on its own (the loop encodes injected text separately), then end of turn."""
+    prompt = tokenizer.apply_chat_template(trajectory.messages, add_generation_prompt=True, tokenize=False)
+    ids = list(tokenizer.encode(prompt, add_special_tokens=False))
+    labels = [IGNORE] * len(ids)
+    for segment in trajectory.segments:
+        piece = list(tokenizer.encode(segment.text, add_special_tokens=False))
+        ids += piece
+        labels += piece if segment.trained else [IGNORE] * len(piece)
+    end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
+    if isinstance(end, int) and end >= 0:
+        ids.append(end)
+        labels.append(end)
+    return Example(ids, labels)
+
+
+def make_batches(examples: list[Example], config: TrainConfig, rng: random.Random) -> list[list[int]]:
+    """Indices grouped by length (little padding), each batch under the token cap, in random order."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = max([len(examples[j].ids) for j in current] + [len(examples[i].ids)])
+        if current and (
+            len(current) >= config.batch_size or longest * (len(current) + 1) > config.max_batch_tokens
+        ):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def _lr(step: int, config: TrainConfig) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+class Trainer:
+    def __init__(self, base_dir: Path, out: Path, config: TrainConfig) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.torch = torch
+        self.config = config
+        self.out = out
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(self.device)
+        lora = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=TARGET_MODULES,
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(base, lora)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        self.step = 0
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint"
+
+    def save_checkpoint(self) -> None:
+        from peft import get_peft_model_state_dict
+
+        work = self.out / "checkpoint.tmp"
+        work.mkdir(parents=True, exist_ok=True)
+        self.torch.save(
+            {
+                "adapter": get_peft_model_state_dict(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "torch_rng": self.torch.get_rng_state(),
+            },
+            work / "state.pt",
+        )
+        if self.checkpoint.exists():
+            for child in self.checkpoint.iterdir():
+                child.unlink()
+            self.checkpoint.rmdir()
+        work.rename(self.checkpoint)
+
+    def resume(self) -> bool:
+        from peft import set_peft_model_state_dict
+
+        state_file = self.checkpoint / "state.pt"
+        if not state_file.is_file():
+            return False
+        state = self.torch.load(state_file, map_location=self.device, weights_only=False)
+        set_peft_model_state_dict(self.model, state["adapter"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        logger.info("resumed from step %d", self.step)
+        return True
+
+    # -- training ------------------------------------------------------------------------------
+    def _loss(self, batch: list[Example]) -> Any:
+        torch = self.torch
+        width = max(len(e.ids) for e in batch)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([e.ids + [pad] * (width - len(e.ids)) for e in batch], device=self.device)
+        labels = torch.tensor(
+            [e.labels + [IGNORE] * (width - len(e.labels)) for e in batch], device=self.device
+        )
+        mask = torch.tensor(
+            [[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in batch], device=self.device
+        )
+        inner = self.model.get_base_model()
+        dtype = torch.bfloat16
+        with torch.autocast(self.device, dtype=dtype):
+            hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            targets = labels[:, 1:]
+            keep = targets != IGNORE
+            logits = inner.lm_head(hidden[:, :-1][keep])  # only where the model is trained
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+    def train(self, examples: list[Example]) -> dict[str, Any]:
+        config = self.config
+        batches = make_batches(examples, config, random.Random(config.seed))
+        log_path = self.out / "train_log.jsonl"
+        started = time.monotonic()
+        stopped_early = False
+        self.model.train()
+        progress = tqdm(total=config.steps, initial=self.step, desc="training", unit="step")
+        with log_path.open("a", encoding="utf-8") as log:
+            while self.step < config.steps:
+                if config.max_minutes is not None and time.monotonic() - started > config.max_minutes * 60:
+                    stopped_early = True
+                    logger.warning("time limit of %.0f min reached at step %d", config.max_minutes, self.step)
+                    break
+                batch = [examples[i] for i in batches[self.step % len(batches)]]
+                lr = _lr(self.step, config)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                t0 = time.monotonic()
+                loss = self._loss(batch)
+                loss.backward()
+                self.torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], 1.0
+                )
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                row = {
+                    "step": self.step,
+                    "loss": round(float(loss.item()), 5),
+                    "lr": lr,
+                    "sequences": len(batch),
+                    "tokens": sum(len(e.ids) for e in batch),
+                    "seconds": round(time.monotonic() - t0, 2),
+                }
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                progress.set_postfix(loss=f"{row['loss']:.3f}")
+                progress.update(1)
+                if self.step % config.save_every == 0:
+                    self.save_checkpoint()
+        progress.close()
+        self.save_checkpoint()
+        return {
+            "steps": self.step,
+            "stopped_early": stopped_early,
+            "epochs": round(self.step / len(batches), 2),
+        }
+
+    def save_adapter(self, target: Path) -> None:
+        """The adapter in bf16 (about 10 MB), as peft writes it."""
+        for param in self.model.parameters():
+            if param.requires_grad:
+                param.data = param.data.to(self.torch.bfloat16)
+        self.model.save_pretrained(target)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def plot_loss(log: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in log]
+    losses = [r["loss"] for r in log]
+    window = 10
+    smooth = [
+        sum(losses[max(0, i - window + 1) : i + 1]) / len(losses[max(0, i - window + 1) : i + 1])
+        for i in range(len(losses))
+    ]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, losses, alpha=0.3, label="loss per step")
+    ax.plot(steps, smooth, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy on model-written tokens")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
