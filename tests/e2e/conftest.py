@@ -1,4 +1,8 @@
-"""One real server (vLLM on the embedded SmolLM2 model) shared by the end-to-end tests."""
+"""One real server (vLLM on the embedded SSRL model) shared by the end-to-end tests.
+
+It runs with ``--search-mode off`` so that requests without ``search_mode`` are plain chat (what the
+chat tests check); the agent tests name their mode.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from service.settings import EMBEDDED_MODEL_NAME
 from tests.e2e.launcher import RunningServer, start_server
 
-MODEL = "smollm2-135m-instruct"
+MODEL = EMBEDDED_MODEL_NAME
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -21,7 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    running = start_server(tmp_path_factory.mktemp("e2e"))
+    running = start_server(tmp_path_factory.mktemp("e2e"), "--search-mode", "off")
     yield running
     code = running.stop()
     # uvicorn re-raises SIGTERM after its graceful shutdown: that is the clean exit status

@@ -1,8 +1,9 @@
 """The search loop on the real vLLM engine and the embedded model, against the local search index.
 
-SmolLM2-135M does not follow the SSRL tag format on its own, so these tests prefill the start of
-the trajectory (a final assistant message) with a search action: the loop runs that action, then
-the real model continues the same assistant text.
+These tests prefill the start of the trajectory (a final assistant message) with a search action,
+so the loop's mechanics are checked whatever the model would have searched: the loop runs that
+action, then the real model continues the same assistant text. test_model_e2e.py checks the model
+driving the loop on its own.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def test_real_mode_calls_the_local_index_and_injects_its_results(client: openai.
     assert len(step["results"]) == 2
     assert all(r["url"].startswith("https://en.wikipedia.org/wiki/") for r in step["results"])
     trajectory = reply.choices[0].message.model_extra["reasoning_content"]
-    assert trajectory.startswith(PREFILL + "\n\n<information>Doc 1: ")
+    assert trajectory.startswith(PREFILL + "\n\n<information>\nDoc 1: ")
     for i, result in enumerate(step["results"], 1):  # the results were injected, in order
         assert f"Doc {i}: {result['title']} {result['text'][:60]}" in trajectory
         assert len(result["text"].split()) <= 101  # clipped to a 100-word passage
@@ -70,7 +71,7 @@ def test_self_mode_calls_no_backend(client: openai.OpenAI, server: RunningServer
     assert all(s["source"] == "self" and s["results"] == [] for s in trace["steps"])
     assert len(trace["turns"]) == 1  # one uninterrupted generation
     trajectory = reply.choices[0].message.model_extra["reasoning_content"]
-    assert trajectory.startswith(PREFILL) and "\n\n<information>Doc 1:" not in trajectory
+    assert trajectory.startswith(PREFILL) and "\n\n<information>\nDoc 1:" not in trajectory
     assert server.metric('ssrl_search_steps_total{mode="real",source="real"}') == before
 
 

@@ -24,5 +24,5 @@ def test_sdk_chat_and_stream_on_the_live_server(server: RunningServer) -> None:
     assert isinstance(events[-1], Done) and events[-1].usage.completion_tokens > 0
     assert any(isinstance(e, SearchStepEvent) and e.step.source == "real" for e in events)
     trajectory = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
-    assert trajectory.startswith(PREFILL + "\n\n<information>Doc 1: Hamlet")
+    assert trajectory.startswith(PREFILL + "\n\n<information>\nDoc 1: Hamlet")
     assert all(isinstance(e, ReasoningDelta | SearchStepEvent | AnswerDelta | Done) for e in events)
