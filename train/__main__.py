@@ -55,6 +55,12 @@ class TrainSettings(BaseSettings):
     rank: int = Field(default=16, ge=1, le=512, description="LoRA rank (all attention and MLP projections).")
     seed: int = Field(default=0, ge=0, description="Seed of data, sampling and initialisation.")
     max_minutes: float | None = Field(default=75, gt=0, description="Stop (and save) after this long.")
+    stop_at: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop at this step with the learning-rate schedule of --steps (a snapshot of a run, "
+        "for comparisons at equal budget).",
+    )
     threads: int | None = Field(default=None, ge=1, le=512, description="Torch CPU threads; unset = torch's.")
     top_k: int = Field(default=3, ge=1, le=20, description="Results per real search (the server's default).")
     result_words: int = Field(default=100, ge=0, description="Words per result (the server's default).")
@@ -114,6 +120,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         alpha=2 * settings.rank,
         seed=settings.seed,
         max_minutes=settings.max_minutes,
+        stop_at=settings.stop_at,
         threads=settings.threads,
     )
     trainer = Trainer(base, out, config)

@@ -40,6 +40,8 @@ class TrainConfig:
     dropout: float = 0.05
     seed: int = 0
     max_minutes: float | None = None
+    #: Stop (and save) at this step while keeping the schedule of ``steps``: a snapshot of a run.
+    stop_at: int | None = None
     save_every: int = 25
     threads: int | None = None
 
@@ -86,7 +88,7 @@ def make_batches(examples: list[Example], config: TrainConfig, rng: random.Rando
     return batches
 
 
-def _lr(step: int, config: TrainConfig) -> float:
+def lr_at(step: int, config: TrainConfig) -> float:
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     progress = (step - config.warmup) / max(1, config.steps - config.warmup)
@@ -189,13 +191,13 @@ class Trainer:
         self.model.train()
         progress = tqdm(total=config.steps, initial=self.step, desc="training", unit="step")
         with log_path.open("a", encoding="utf-8") as log:
-            while self.step < config.steps:
+            while self.step < min(config.steps, config.stop_at or config.steps):
                 if config.max_minutes is not None and time.monotonic() - started > config.max_minutes * 60:
                     stopped_early = True
                     logger.warning("time limit of %.0f min reached at step %d", config.max_minutes, self.step)
                     break
                 batch = [examples[i] for i in batches[self.step % len(batches)]]
-                lr = _lr(self.step, config)
+                lr = lr_at(self.step, config)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.monotonic()

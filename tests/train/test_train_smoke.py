@@ -17,6 +17,7 @@ from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepar
 from service.eval.datasets import load_jsonl
 from service.settings import Settings
 from train.__main__ import TrainSettings, run
+from train.trainer import TrainConfig, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +66,20 @@ def test_the_pipeline_writes_splits_trajectories_an_adapter_and_its_card(trained
     assert (adapter / "adapter_model.safetensors").stat().st_size < 20_000_000  # bf16, about 10 MB
 
 
-def test_a_run_resumes_from_its_checkpoint(trained: Path) -> None:
+def test_a_run_resumes_from_its_checkpoint_and_stops_where_asked(trained: Path) -> None:
     settings = TrainSettings(
         output=trained,
         trajectories=12,
-        steps=3,
+        steps=6,
+        stop_at=3,
         batch_size=4,
         max_batch_tokens=3072,
         cache_dir=Settings().cache_dir,
     )
-    run(settings, ["--steps", "3"])
+    run(settings, ["--steps", "6", "--stop-at", "3"])
     log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3]  # steps 1-2 were not run again
+    assert [r["step"] for r in log] == [1, 2, 3]  # steps 1-2 were not run again, 4-6 not at all
+    assert log[2]["lr"] == pytest.approx(lr_at(2, TrainConfig(steps=6)))  # on the 6-step schedule
 
 
 def test_the_adapter_merges_into_a_checkpoint_the_engine_can_load(trained: Path, tmp_path: Path) -> None:
