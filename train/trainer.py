@@ -23,6 +23,9 @@ from train.trajectories import Trajectory
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
+#: Batch widths are padded to a multiple of this: a few distinct shapes keep CPU kernels' caches and
+#: the allocator from growing without bound (every new width was measured to add memory for good).
+WIDTH_MULTIPLE = 64
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 END_OF_TURN = "<|im_end|>"
 
@@ -32,6 +35,11 @@ class TrainConfig:
     steps: int
     batch_size: int = 8
     max_batch_tokens: int = 6144
+    #: Sequences per forward/backward pass; a step accumulates the gradients of its micro-batches.
+    #: One (the default) needs no padding mask, so attention runs the causal kernel that never
+    #: materialises the T x T matrix: measured here, 20 s instead of 35 s for a step of 8 x 560
+    #: tokens, and 2.6 GB resident instead of 11 GB and growing.
+    micro_batch: int = 1
     max_length: int = 1536
     lr: float = 4e-4
     warmup: int = 10
@@ -158,13 +166,21 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        log = self.out / "train_log.jsonl"
+        if log.is_file():  # steps logged after the checkpoint are run again: drop their rows
+            rows = [r for r in read_log(log) if r["step"] <= self.step]
+            log.write_text("".join(json.dumps(r) + "\n" for r in rows))
         logger.info("resumed from step %d", self.step)
         return True
 
     # -- training ------------------------------------------------------------------------------
     def _loss(self, batch: list[Example]) -> Any:
+        """Summed cross-entropy over the trained positions of ``batch``."""
         torch = self.torch
-        width = max(len(e.ids) for e in batch)
+        longest = max(len(e.ids) for e in batch)
+        # One sequence needs no padding and no mask: attention then takes the causal kernel, which
+        # never materialises the T x T matrix.
+        width = longest if len(batch) == 1 else -(-longest // WIDTH_MULTIPLE) * WIDTH_MULTIPLE
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = torch.tensor([e.ids + [pad] * (width - len(e.ids)) for e in batch], device=self.device)
         labels = torch.tensor(
@@ -176,11 +192,29 @@ class Trainer:
         inner = self.model.get_base_model()
         dtype = torch.bfloat16
         with torch.autocast(self.device, dtype=dtype):
-            hidden = inner.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = inner.model(
+                input_ids=ids, attention_mask=None if len(batch) == 1 else mask
+            ).last_hidden_state
             targets = labels[:, 1:]
             keep = targets != IGNORE
             logits = inner.lm_head(hidden[:, :-1][keep])  # only where the model is trained
-        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+        return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+
+    def _micro_batches(self, batch: list[Example]) -> list[list[Example]]:
+        ordered = sorted(batch, key=lambda e: len(e.ids))
+        size = self.config.micro_batch
+        return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+    def _step(self, batch: list[Example]) -> float:
+        """One optimizer step over ``batch``, in micro-batches; the mean loss per trained token."""
+        trained = sum(sum(label != IGNORE for label in e.labels[1:]) for e in batch)
+        total = 0.0
+        for micro in self._micro_batches(batch):
+            loss = self._loss(micro)
+            (loss / trained).backward()
+            total += float(loss.item())
+            del loss
+        return total / trained
 
     def train(self, examples: list[Example]) -> dict[str, Any]:
         config = self.config
@@ -201,8 +235,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 t0 = time.monotonic()
-                loss = self._loss(batch)
-                loss.backward()
+                loss = self._step(batch)
                 self.torch.nn.utils.clip_grad_norm_(
                     [p for p in self.model.parameters() if p.requires_grad], 1.0
                 )
@@ -211,11 +244,12 @@ class Trainer:
                 self.step += 1
                 row = {
                     "step": self.step,
-                    "loss": round(float(loss.item()), 5),
+                    "loss": round(loss, 5),
                     "lr": lr,
                     "sequences": len(batch),
                     "tokens": sum(len(e.ids) for e in batch),
                     "seconds": round(time.monotonic() - t0, 2),
+                    "rss_mb": _rss_mb(),
                 }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -237,6 +271,15 @@ class Trainer:
             if param.requires_grad:
                 param.data = param.data.to(self.torch.bfloat16)
         self.model.save_pretrained(target)
+
+
+def _rss_mb() -> int | None:
+    """Resident memory of this process (Linux), logged per step to catch growth early."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * 4096 // 2**20
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
