@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
 from tests.agent.fakes import FakeBackend
@@ -20,7 +21,9 @@ async def serve(
     engine: ScriptedEngine, backend: FakeBackend | None = None, **settings: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     backend = backend or FakeBackend(name="local")
-    app = create_app(Settings(**settings), engine=engine, search={backend.name: backend})
+    app = create_app(
+        Settings(**{"model": BASE_MODEL, **settings}), engine=engine, search={backend.name: backend}
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:

@@ -161,3 +161,24 @@ async def test_search_steps_are_counted_in_metrics() -> None:
         await client.post("/v1/chat/completions", json=ask(search_mode="real"))
         text = (await client.get("/metrics")).text
     assert 'ssrl_search_steps_total{mode="real",source="real"} 1.0' in text
+
+
+async def test_the_embedded_ssrl_model_searches_by_default_and_a_plain_model_chats() -> None:
+    """With no search_mode in the request and none set on the server, an SSRL model (the embedded
+    default) runs the real-search loop with its own observation format; the plain base model chats."""
+    from service.settings import EMBEDDED_MODEL_NAME
+
+    engine = ScriptedEngine(search_then("<answer> Paris </answer>", plain="Hello."))
+    async with serve(engine, model=None) as client:
+        r = await client.post("/v1/chat/completions", json={**ask(), "model": EMBEDDED_MODEL_NAME})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model"] == "ssrl-smollm2-135m"
+        assert body["search_trace"]["mode"] == "real" and body["search_trace"]["steps"][0]["source"] == "real"
+        assert body["choices"][0]["message"]["content"] == "Paris"
+        trajectory = body["choices"][0]["message"]["reasoning_content"]
+        assert "</search>\n\n<information>\nDoc 1: Paris Paris is the capital" in trajectory  # preset ssrl-smollm2
+    async with serve(ScriptedEngine(search_then("<answer> Paris </answer>", plain="Hello."))) as client:
+        r = await client.post("/v1/chat/completions", json=ask())
+        assert r.status_code == 200 and "search_trace" not in r.json()
+        assert r.json()["choices"][0]["message"]["content"] == "Hello."

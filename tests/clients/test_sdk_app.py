@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 from ssrl_client import (
@@ -36,7 +37,7 @@ script = search_then(
 
 def make_app(engine: ScriptedEngine | None = None, **settings: Any):
     return create_app(
-        Settings(api_keys=["sdk-key"], **settings),
+        Settings(model=BASE_MODEL, api_keys=["sdk-key"], **settings),
         engine=engine or ScriptedEngine(script),
         search={"local": FakeBackend(name="local")},
     )

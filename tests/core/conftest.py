@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
 from tests.agent.fakes import FakeBackend
@@ -21,7 +22,7 @@ REPLY = "Paris is the capital of France."
 async def serve(engine: ScriptedEngine | None = None, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
     settings.setdefault("cache_dir", Path("/nonexistent-cache"))
     app = create_app(
-        Settings(**settings),
+        Settings(**{"model": BASE_MODEL, **settings}),
         engine=engine or ScriptedEngine(REPLY),
         search={"local": FakeBackend(name="local")},
     )

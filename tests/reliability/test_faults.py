@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 
@@ -76,6 +77,7 @@ script = search_then("<information> my own notes </information><answer> done </a
 @asynccontextmanager
 async def app_client(base_url: str, engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
+        model=BASE_MODEL,
         cache_dir=Path("/nonexistent"),
         search={
             "backend": "searxng",

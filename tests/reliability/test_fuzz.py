@@ -11,13 +11,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
 from tests.agent.fakes import FakeBackend
 
 ENGINE = ScriptedEngine("<search> q </search><information> x </information><answer> a </answer>")
 APP = create_app(
-    Settings(cache_dir=Path("/nonexistent"), max_body_bytes=256 * 1024),
+    Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_body_bytes=256 * 1024),
     engine=ENGINE,
     search={"local": FakeBackend(name="local")},
 )
@@ -39,7 +40,7 @@ def test_no_input_gets_a_server_error(case) -> None:
 async def client():
     engine = ScriptedEngine("fine")
     app = create_app(
-        Settings(cache_dir=Path("/nonexistent"), max_n=4),
+        Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_n=4),
         engine=engine,
         search={"local": FakeBackend(name="local")},
     )

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 
@@ -33,6 +34,7 @@ async def test_keys_never_appear_in_logs_errors_traces_or_metrics(caplog, tmp_pa
         return httpx.Response(401, json={"message": f"bad key {request.headers['x-api-key']}"})
 
     settings = Settings(
+        model=BASE_MODEL,
         cache_dir=tmp_path,
         api_keys=[API_KEY],
         search={"backend": "serper", "serper": {"api_key": SERPER_KEY}, "retries": 0},
@@ -87,7 +89,8 @@ async def test_every_key_is_compared_in_constant_time(monkeypatch, tmp_path: Pat
 
     monkeypatch.setattr(service.state.hmac, "compare_digest", counting)
     app = create_app(
-        Settings(cache_dir=tmp_path, api_keys=["first", "second", "third"]), engine=ScriptedEngine()
+        Settings(model=BASE_MODEL, cache_dir=tmp_path, api_keys=["first", "second", "third"]),
+        engine=ScriptedEngine(),
     )
     async with (
         app.router.lifespan_context(app),
@@ -120,7 +123,7 @@ async def test_adversarial_documents_in_the_local_corpus_cannot_inject(tmp_path:
         )
         + "\n"
     )
-    settings = Settings(cache_dir=tmp_path, search={"corpus": str(corpus)})
+    settings = Settings(model=BASE_MODEL, cache_dir=tmp_path, search={"corpus": str(corpus)})
     app = create_app(settings, engine=ScriptedEngine(script))
     async with (
         app.router.lifespan_context(app),
@@ -156,9 +159,9 @@ async def test_cors_is_off_by_default_and_on_only_for_listed_origins(tmp_path: P
                 "/v1/chat/completions", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
             )
 
-    off = await preflight(Settings(cache_dir=tmp_path), "https://evil.example")
+    off = await preflight(Settings(model=BASE_MODEL, cache_dir=tmp_path), "https://evil.example")
     assert "access-control-allow-origin" not in off.headers
-    on = Settings(cache_dir=tmp_path, cors_origins="https://ok.example")
+    on = Settings(model=BASE_MODEL, cache_dir=tmp_path, cors_origins="https://ok.example")
     assert (await preflight(on, "https://ok.example")).headers[
         "access-control-allow-origin"
     ] == "https://ok.example"
@@ -179,7 +182,9 @@ async def test_a_client_leaving_mid_stream_leaves_no_engine_work(mode: str, tmp_
         ),
         token_delay=0.02,
     )
-    app = create_app(Settings(cache_dir=tmp_path), engine=engine, search={"local": _Instant()})
+    app = create_app(
+        Settings(model=BASE_MODEL, cache_dir=tmp_path), engine=engine, search={"local": _Instant()}
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.app import create_app
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.search.base import Doc
 from service.settings import Settings
@@ -49,7 +50,7 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def build_app(settings: Settings | None = None, **create_kwargs: Any) -> FastAPI:
     """``create_app`` with a stub 'local' search backend (no index is built in unit tests)."""
     create_kwargs.setdefault("search", {"local": StubSearch()})
-    return create_app(settings or Settings(), **create_kwargs)
+    return create_app(settings or Settings(model=BASE_MODEL), **create_kwargs)
 
 
 Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -62,7 +63,9 @@ def serve() -> Serve:
     def _serve(
         engine: ScriptedEngine | None = None, **settings: Any
     ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return running(build_app(Settings(**settings), engine=engine or ScriptedEngine()))
+        return running(
+            build_app(Settings(**{"model": BASE_MODEL, **settings}), engine=engine or ScriptedEngine())
+        )
 
     return _serve
 

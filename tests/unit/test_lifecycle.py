@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from service.engine.base import Engine
+from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
 from tests.unit.conftest import build_app, running
@@ -29,7 +30,7 @@ async def test_503_while_loading_then_200() -> None:
         await ready.wait()
         return engine
 
-    app = build_app(Settings(max_n=3), engine_factory=factory)
+    app = build_app(Settings(model=BASE_MODEL, max_n=3), engine_factory=factory)
     async with running(app) as client:
         for _ in range(3):  # however long it takes
             health = await client.get("/health")

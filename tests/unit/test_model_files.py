@@ -121,7 +121,9 @@ def test_default_model_is_the_base_with_the_shipped_adapter_merged_once(
     _fake_gguf(tmp_path, monkeypatch)
     adapter = _fake_adapter(tmp_path / "shipped")
     monkeypatch.setattr(model_files, "SSRL_ADAPTER_DIR", adapter)
-    monkeypatch.setattr(model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}"))
+    monkeypatch.setattr(
+        model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}")
+    )
     merges: list[tuple[Path, Path]] = []
 
     def merge(base: Path, lora: Path, work: Path) -> None:
@@ -145,7 +147,9 @@ def test_an_adapter_directory_is_merged_into_the_embedded_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _fake_gguf(tmp_path, monkeypatch)
-    monkeypatch.setattr(model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}"))
+    monkeypatch.setattr(
+        model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}")
+    )
     monkeypatch.setattr(
         model_files, "_merge_adapter", lambda base, lora, work: (work / "config.json").write_text(str(lora))
     )

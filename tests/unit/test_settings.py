@@ -110,4 +110,6 @@ def test_ssrl_models_search_by_default_and_plain_models_chat() -> None:
     assert Settings(model="smollm2-135m-instruct").default_search_mode() == "off"
     assert Settings(model="Qwen/Qwen2.5-3B-Instruct").default_search_mode() == "off"
     assert Settings(search_mode="self").default_search_mode() == "self"
-    assert Settings(model="Qwen/Qwen2.5-3B-Instruct", search_mode="entropy").default_search_mode() == "entropy"
+    assert (
+        Settings(model="Qwen/Qwen2.5-3B-Instruct", search_mode="entropy").default_search_mode() == "entropy"
+    )
