@@ -78,6 +78,11 @@ class EngineFailureError(ServiceError):
     error_type = "server_error"
     default_code = "engine_error"
 
+    @classmethod
+    def wrapping(cls, exc: BaseException) -> EngineFailureError:
+        """The error a client sees for an engine exception."""
+        return cls(f"the engine failed: {exc}")
+
 
 class SearchBackendError(ServiceError):
     status_code = 502

@@ -137,6 +137,15 @@ class Usage(BaseModel):
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
+        )
+
 
 class ChatCompletion(BaseModel):
     id: str
@@ -149,10 +158,15 @@ class ChatCompletion(BaseModel):
     search_trace: dict[str, Any] | None = None
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    reasoning_content: str | None = None
+    #: Not one of OpenAI's keys, so it is on the wire only when there is some (agent modes).
+    reasoning_content: str | None = Field(default=None, exclude_if=_unset)
 
 
 class ChunkChoice(BaseModel):
@@ -170,10 +184,11 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    # Not OpenAI's keys: on the wire only on the chunks that carry them.
     #: A search step as it happens (agent modes).
-    search_step: dict[str, Any] | None = None
+    search_step: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
     #: The whole trace, on the chunk that finishes the choice (agent modes).
-    search_trace: dict[str, Any] | None = None
+    search_trace: dict[str, Any] | None = Field(default=None, exclude_if=_unset)
 
 
 class ModelCard(BaseModel):

@@ -1,21 +1,64 @@
-"""HTTP plumbing for the chat route: bounded body reading, disconnect watching, SSE responses."""
+"""HTTP plumbing for the chat route: bounded body reading, disconnect watching, and the one SSE
+writer that frames the chunks of every completion."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from service.errors import PayloadTooLargeError, invalid_request_from_validation
-from service.protocol import ChatCompletionRequest
+from service.errors import PayloadTooLargeError, ServiceError, invalid_request_from_validation
+from service.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+class Completion(Protocol):
+    """One prepared chat completion, plain or agent: the same two ways to answer it.
+
+    Both raise ``ServiceError`` for what the client should hear about; ``stream()`` yields the
+    chunks only, and ``sse_events`` frames them.
+    """
+
+    @property
+    def completion_id(self) -> str: ...
+
+    def stream(self) -> AsyncIterator[ChatCompletionChunk]: ...
+
+    async def complete(self) -> ChatCompletion: ...
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+SSE_DONE = sse("[DONE]")
+
+
+async def sse_events(completion: Completion) -> AsyncIterator[str]:
+    """Server-sent events of the completion's chunks; an error becomes an error frame, and the
+    stream always ends with ``data: [DONE]``."""
+    try:
+        async with contextlib.aclosing(completion.stream()) as chunks:
+            async for chunk in chunks:
+                yield sse(chunk.model_dump_json())
+    except ServiceError as exc:
+        logger.warning("stream %s failed: %s", completion.completion_id, exc.message)
+        yield sse(json.dumps(exc.body()))
+    except Exception:
+        logger.exception("stream %s failed", completion.completion_id)
+        yield sse(json.dumps(ServiceError("internal server error", code="internal_error").body()))
+    yield SSE_DONE
 
 
 class ClientDisconnectedError(Exception):
