@@ -14,12 +14,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.protocol import SEARCH_MODES as SEARCH_MODES  # re-exported: the modes live in protocol
+from service.protocol import SearchMode
 from service.search.settings import SearchSettings
-
-#: Who writes the <information> blocks: the model (self), a search backend (real), the
-#: entropy-guided hybrid (entropy), or nobody: plain chat with no agent prompt and no loop (off).
-SearchMode = Literal["self", "real", "entropy", "off"]
-SEARCH_MODES: tuple[str, ...] = ("self", "real", "entropy", "off")
 
 #: The default model: SmolLM2-135M-Instruct taught the SSRL protocol here (``ssrl-train``), shipped as a
 #: LoRA adapter merged into the embedded base once. ``--model smollm2-135m-instruct`` serves the plain base.

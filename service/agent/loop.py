@@ -17,14 +17,16 @@ from service.agent.tags import (
     queries_in,
     search_action,
 )
-from service.agent.trace import DocOut, GenerationTurn, SearchStep, SearchTrace
 from service.agent.uncertainty import query_uncertainty
 from service.engine.base import Engine, SamplingOptions, TokenLogprob
-from service.search.base import SearchBackend, SearchError
+from service.protocol import AgentMode, DocOut, GenerationTurn, SearchStep, SearchTrace
+from service.search.base import Doc, SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
 
-AgentMode = Literal["self", "real", "entropy"]
+
+def _doc_out(doc: Doc) -> DocOut:
+    return DocOut(title=doc.title, text=doc.text, url=doc.url, score=doc.score)
 
 
 class SearchFailedError(Exception):
@@ -267,6 +269,6 @@ class AgentLoop:
         step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         clean = clean_results(docs, self.config.top_k, self.config.result_words)
         step.source = "real"
-        step.results = [DocOut.of(d) for d in clean]
+        step.results = [_doc_out(d) for d in clean]
         yield StepEvent(step)
         yield self._append(self.config.observation.render(clean))

@@ -78,7 +78,7 @@ class AgentCompletion:
                 )
             ],
             usage=usage,
-            search_trace=result.trace.model_dump(mode="json"),
+            search_trace=result.trace,
         )
 
     async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -99,13 +99,13 @@ class AgentCompletion:
             if isinstance(event, TextDelta):
                 yield chunk_of(DeltaMessage(reasoning_content=event.text))
             elif isinstance(event, StepEvent):
-                yield chunk_of(DeltaMessage(), search_step=event.step.model_dump(mode="json"))
+                yield chunk_of(DeltaMessage(), search_step=event.step)
             else:
                 usage = self._record(event)
                 yield chunk_of(
                     DeltaMessage(content=event.answer),
                     event.finish_reason,
-                    search_trace=event.trace.model_dump(mode="json"),
+                    search_trace=event.trace,
                 )
                 if prepared.include_usage:
                     yield ChatCompletionChunk(

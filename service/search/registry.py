@@ -12,17 +12,16 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import httpx
 
+from service.protocol import BACKEND_NAMES
 from service.search.base import SearchBackend
 from service.search.corpus import EMBEDDED_PACKAGE, EMBEDDED_REQUIREMENT
 from service.search.metrics import SearchMetrics
 from service.search.resilient import ResilientBackend
-
-if TYPE_CHECKING:
-    from service.search.settings import SearchSettings
+from service.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +53,9 @@ BACKENDS: dict[str, BackendSpec] = {
 }
 
 
+assert tuple(BACKENDS) == BACKEND_NAMES, "every backend name has one spec"
+
+
 class UnknownBackendError(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown search backend '{name}'; known: {', '.join(BACKENDS)}")
@@ -65,7 +67,7 @@ class BackendNotReadyError(RuntimeError):
 
 
 def backend_names() -> tuple[str, ...]:
-    return tuple(BACKENDS)
+    return BACKEND_NAMES
 
 
 def _spec(name: str) -> BackendSpec:

@@ -42,3 +42,33 @@ async def test_whole_completions_keep_openai_keys_on_both_paths(mode: str) -> No
     assert set(choice) == {"index", "message", "logprobs", "finish_reason"} and choice["logprobs"] is None
     assert {"role", "content", "reasoning_content"} <= set(choice["message"])
     assert "search_trace" in body and (body["search_trace"] is None) == (mode == "off")
+
+
+async def test_the_search_trace_is_typed_in_the_openapi_schema() -> None:
+    async with serve(ScriptedEngine(REAL)) as client:
+        schema = (await client.get("/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    trace = components["ChatCompletion"]["properties"]["search_trace"]
+    assert {"$ref": "#/components/schemas/SearchTrace"} in trace["anyOf"]
+    assert {"mode", "steps", "turns", "end_reason"} <= set(components["SearchTrace"]["properties"])
+    assert "SearchStep" in components and "DocOut" in components
+
+
+def test_modes_and_backend_names_are_written_once_in_protocol() -> None:
+    import subprocess
+    import sys
+
+    from service.protocol import BACKEND_NAMES, SEARCH_MODES, ChatCompletionRequest
+    from service.search.registry import BACKENDS
+    from service.settings import Settings
+
+    assert SEARCH_MODES == ("self", "real", "entropy", "off")
+    request_modes = ChatCompletionRequest.model_json_schema()["properties"]["search_mode"]["anyOf"][0]
+    assert tuple(request_modes["enum"]) == SEARCH_MODES
+    settings_modes = Settings.model_json_schema()["properties"]["search_mode"]["anyOf"][0]
+    assert tuple(settings_modes["enum"]) == SEARCH_MODES
+    assert tuple(BACKENDS) == BACKEND_NAMES
+    # the search settings validate backend names without importing the registry (no import cycle)
+    code = "import sys, service.search.settings; print('service.search.registry' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
