@@ -94,19 +94,42 @@ async def _wait_for_disconnect(request: Request) -> None:
             return
 
 
+async def _stop(task: asyncio.Future[T]) -> None:
+    """Cancel ``task`` and wait until it has finished, even if the waiter is cancelled meanwhile
+    (that cancellation is raised once the task is done)."""
+    task.cancel()
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            interrupted = True
+    if not task.cancelled():
+        task.exception()  # retrieved: the work failed while stopping, which nobody waits to hear
+    if interrupted:
+        raise asyncio.CancelledError
+
+
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it (and so aborting its engine requests) if the client leaves."""
+    """Await ``work``, cancelling it (and so aborting its engine requests) if the client leaves.
+
+    If the caller itself is cancelled (shutdown), the work is cancelled too, and this returns (by
+    raising) only once the work has stopped, so what the caller releases afterwards (its concurrency
+    slot) is released only when nothing runs under it any more.
+    """
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_for_disconnect(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        watcher.cancel()
+        await _stop(task)
+        raise
     finally:
         watcher.cancel()
     if task in done:
         return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stop(task)
     raise ClientDisconnectedError
 
 
