@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +77,11 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other vLLM engine argument, passed through to AsyncEngineArgs and validated by "
+        'vLLM when the engine is built, as JSON: \'{"swap_space": 4, "max_logprobs": 40}\'.',
+    )
 
 
 class AgentSettings(BaseModel):
