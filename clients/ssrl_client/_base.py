@@ -123,7 +123,7 @@ class BaseClient:
     @staticmethod
     def _raise_for_status(response: httpx.Response, body: Any) -> None:
         if response.status_code >= 400:
-            error = status_error(response.status_code, body, response.headers.get("x-request-id"))
+            error = status_error(response.status_code, body, response.headers.get("x-request-id"), response)
             error.retry_after = _retry_after(response.headers.get("retry-after"))
             raise error
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 from tenacity import AsyncRetrying, Retrying
@@ -22,8 +22,19 @@ def _question(question: str) -> Messages:
 class Client(BaseClient):
     """Synchronous client. ``http_client`` may be any ``httpx.Client`` (for proxies, tests...)."""
 
-    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self.timeout)
 
@@ -63,6 +74,42 @@ class Client(BaseClient):
         """The service's /health answer (raises ServerError while the model loads)."""
         return dict(self._send("GET", "/health").json())
 
+    @overload
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream: ...
+
     def chat(
         self,
         messages: Messages,
@@ -87,6 +134,48 @@ class Client(BaseClient):
         if stream:
             return Stream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream: ...
 
     def ask(
         self,
@@ -118,8 +207,19 @@ class Client(BaseClient):
 class AsyncClient(BaseClient):
     """Asynchronous client over ``httpx.AsyncClient``."""
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=self.timeout)
 
@@ -158,6 +258,42 @@ class AsyncClient(BaseClient):
     async def health(self) -> dict[str, Any]:
         return dict((await self._send("GET", "/health")).json())
 
+    @overload
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: dict[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream: ...
+
     async def chat(
         self,
         messages: Messages,
@@ -181,6 +317,48 @@ class AsyncClient(BaseClient):
         if stream:
             return AsyncStream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream: ...
 
     async def ask(
         self,
