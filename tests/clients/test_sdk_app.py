@@ -10,7 +10,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
@@ -26,7 +25,7 @@ from ssrl_client import (
     SearchStepEvent,
     ServerError,
 )
-from tests.agent.fakes import FakeBackend
+from tests.conftest import build_app
 
 script = search_then(
     "<answer> Paris </answer>",
@@ -36,10 +35,8 @@ script = search_then(
 
 
 def make_app(engine: ScriptedEngine | None = None, **settings: Any):
-    return create_app(
-        Settings(model=BASE_MODEL, api_keys=["sdk-key"], **settings),
-        engine=engine or ScriptedEngine(script),
-        search={"local": FakeBackend(name="local")},
+    return build_app(
+        Settings(model=BASE_MODEL, api_keys=["sdk-key"], **settings), engine=engine or ScriptedEngine(script)
     )
 
 

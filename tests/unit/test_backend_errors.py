@@ -8,7 +8,8 @@ import pytest
 from service.agent.backends import BackendPool
 from service.engine.scripted import ScriptedEngine
 from service.errors import BackendUnavailableError, InvalidRequestError
-from tests.agent.conftest import ask, serve
+from tests.conftest import serve
+from tests.helpers import ask
 
 
 async def test_a_backend_without_its_key_is_a_400_each_time() -> None:

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from service.engine.scripted import ScriptedEngine
-from tests.agent.conftest import ask, serve, sse_events
+from tests.conftest import serve
+from tests.helpers import ask, sse_payloads
 
 REAL = ["<search> capital of France </search>", "<answer> Paris </answer>"]
 CHOICE_KEYS = {"index", "delta", "logprobs", "finish_reason"}
@@ -19,7 +20,7 @@ CHUNK_KEYS = {"id", "object", "created", "model", "choices", "usage", "system_fi
 async def test_stream_chunks_keep_openai_keys_on_both_paths(mode: str) -> None:
     async with serve(ScriptedEngine(REAL)) as client:
         r = await client.post("/v1/chat/completions", json=ask(search_mode=mode, stream=True))
-    events = sse_events(r.text)
+    events = sse_payloads(r.text)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert len(chunks) >= 2
