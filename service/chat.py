@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateError
@@ -247,7 +247,7 @@ class PlainChat:
             usage=usage,
         )
 
-    async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         """The choices' chunks as they are generated, then the usage chunk if it was asked for."""
         prepared = self.prepared
         created = int(time.time())

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -33,7 +33,7 @@ class Completion(Protocol):
     @property
     def completion_id(self) -> str: ...
 
-    def stream(self) -> AsyncIterator[ChatCompletionChunk]: ...
+    def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]: ...
 
     async def complete(self) -> ChatCompletion: ...
 

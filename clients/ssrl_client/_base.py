@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -87,7 +88,7 @@ class BaseClient:
         *,
         stream: bool,
         search_mode: str | None,
-        search: dict[str, Any] | None,
+        search: Mapping[str, Any] | None,
         params: dict[str, Any],
     ) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, overload
 
 import httpx
@@ -81,7 +82,7 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -93,7 +94,7 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Stream: ...
@@ -105,7 +106,7 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream: ...
@@ -116,7 +117,7 @@ class Client(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
@@ -265,7 +266,7 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -277,7 +278,7 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncStream: ...
@@ -289,7 +290,7 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream: ...
@@ -300,7 +301,7 @@ class AsyncClient(BaseClient):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -149,7 +149,7 @@ class AgentLoop:
                 step.self_information = info
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self, prompt_ids: list[int], prefill: str = "") -> AsyncIterator[LoopEvent]:
+    async def run(self, prompt_ids: list[int], prefill: str = "") -> AsyncGenerator[LoopEvent, None]:
         pending: _Segment | None = None
         if prefill:
             self._own.append(prefill)
@@ -164,8 +164,8 @@ class AgentLoop:
                     yield self._result("length", end)
                     return
                 segment = _Segment()
-                async for event in self._generate(prompt_ids, room, segment):
-                    yield event
+                async for delta in self._generate(prompt_ids, room, segment):
+                    yield delta
                 if segment.finish == "length":
                     yield self._result("length", "token_budget")
                     return

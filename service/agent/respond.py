@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -81,7 +81,7 @@ class AgentCompletion:
             search_trace=result.trace,
         )
 
-    async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         prepared = self.prepared
         created = int(time.time())
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -60,14 +58,14 @@ async def create_chat_completion(request: Request, state: State) -> Response:
         )
     engine = state.ready_engine()
     state.limiter.acquire()
-    release: Callable[[], None] | None = state.limiter.release
+    handed_over = False  # to a streaming response, which releases the slot when the stream ends
     try:
         completion = await _completion(chat, state, engine)
         headers = {"X-Request-Id": completion.completion_id}
         if chat.stream:
-            response = EventStreamResponse(sse_events(completion), on_close=release)
+            response = EventStreamResponse(sse_events(completion), on_close=state.limiter.release)
             response.headers.update(headers)
-            release = None  # the response releases it when the stream ends
+            handed_over = True
             return response
         try:
             whole = await cancel_on_disconnect(request, completion.complete())
@@ -75,5 +73,5 @@ async def create_chat_completion(request: Request, state: State) -> Response:
             return Response(status_code=499)
         return JSONResponse(whole.model_dump(mode="json"), headers=headers)
     finally:
-        if release is not None:
-            release()
+        if not handed_over:
+            state.limiter.release()

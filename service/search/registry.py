@@ -114,7 +114,7 @@ async def create_raw_backend(
     if client is None:
         client = httpx.AsyncClient(follow_redirects=True)
         kwargs["owns_client"] = True
-    return cls(client, **kwargs)  # type: ignore[no-any-return]
+    return cls(client, **kwargs)
 
 
 async def create_search_backend(
