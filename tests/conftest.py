@@ -41,11 +41,11 @@ def build_app(
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI, *, timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan (which attaches or loads the engine) around an in-process client."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=timeout) as client:
             yield client
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from service.engine.scripted import ScriptedEngine, search_then
@@ -15,7 +14,7 @@ from service.eval.runner import read_results, run_eval
 from service.eval.scoring import exact_match, f1_score, normalize_answer
 from service.settings import Settings
 from ssrl_client import AsyncClient
-from tests.conftest import build_app
+from tests.conftest import build_app, running
 
 
 def test_squad_normalisation_and_scores() -> None:
@@ -70,10 +69,7 @@ async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
     engine = ScriptedEngine(script)
     app = build_app(Settings(cache_dir=tmp_path), engine=engine)
     results = tmp_path / "out" / "results.jsonl"
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
-    ):
+    async with running(app) as http:
         client = AsyncClient(base_url="http://t", http_client=http)
         options = {"max_tokens": 64}
         modes = ["self", "real", "off"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
-from tests.conftest import build_app
+from tests.conftest import build_app, running
 
 ENGINE = ScriptedEngine("<search> q </search><information> x </information><answer> a </answer>")
 APP = build_app(
@@ -37,10 +36,7 @@ def test_no_input_gets_a_server_error(case) -> None:
 async def client():
     engine = ScriptedEngine("fine")
     app = build_app(Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_n=4), engine=engine)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=10) as http,
-    ):
+    async with running(app, timeout=10) as http:
         yield http
 
 
