@@ -54,9 +54,6 @@ BACKENDS: dict[str, BackendSpec] = {
 }
 
 
-assert tuple(BACKENDS) == BACKEND_NAMES, "every backend name has one spec"
-
-
 class UnknownBackendError(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown search backend '{name}'; known: {', '.join(BACKENDS)}")
