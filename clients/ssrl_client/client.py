@@ -20,24 +20,11 @@ def _question(question: str) -> Messages:
     return [{"role": "user", "content": question}]
 
 
-class Client(BaseClient):
+class Client(BaseClient[httpx.Client]):
     """Synchronous client. ``http_client`` may be any ``httpx.Client`` (for proxies, tests...)."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        model: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        max_retries: int = 2,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        super().__init__(
-            base_url=base_url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries
-        )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self.timeout)
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(timeout=self.timeout)
 
     # -- transport ---------------------------------------------------------------------------
     def _send(self, method: str, path: str, *, json: Any = None, stream: bool = False) -> httpx.Response:
@@ -205,24 +192,11 @@ class Client(BaseClient):
         self.close()
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """Asynchronous client over ``httpx.AsyncClient``."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        model: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        max_retries: int = 2,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(
-            base_url=base_url, api_key=api_key, model=model, timeout=timeout, max_retries=max_retries
-        )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self.timeout)
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout)
 
     async def _send(
         self, method: str, path: str, *, json: Any = None, stream: bool = False
