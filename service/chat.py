@@ -7,6 +7,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateError
@@ -115,7 +116,7 @@ def prepare_chat(
 
 async def merge_choices(
     streams: Sequence[AsyncIterator[GenerationChunk]],
-) -> AsyncIterator[tuple[int, GenerationChunk]]:
+) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
     """Interleave the output of several sequences; closing this closes (aborts) them all."""
     if len(streams) == 1:
         async for chunk in streams[0]:
@@ -208,7 +209,7 @@ class PlainChat:
     def completion_id(self) -> str:
         return self.prepared.completion_id
 
-    def _choices(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
+    def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
         prepared = self.prepared
         return merge_choices(
             [
@@ -226,8 +227,9 @@ class PlainChat:
         prepared = self.prepared
         parts = [_Accumulator() for _ in prepared.options]
         try:
-            async for index, chunk in self._choices():
-                parts[index].add(chunk)
+            async with aclosing(self._choices()) as choices:
+                async for index, chunk in choices:
+                    parts[index].add(chunk)
         except EngineError as exc:
             raise EngineFailureError.wrapping(exc) from exc
         usage = _usage(len(prepared.prompt_ids), parts)
@@ -265,21 +267,22 @@ class PlainChat:
             ]
         )
         try:
-            async for index, generated in self._choices():
-                parts[index].add(generated)
-                if not generated.text and not generated.finish_reason:
-                    continue
-                logprobs = openai_logprobs(generated.logprobs or []) if self._want_logprobs else None
-                yield chunk_of(
-                    [
-                        ChunkChoice(
-                            index=index,
-                            delta=DeltaMessage(content=generated.text or None),
-                            logprobs=logprobs,
-                            finish_reason=generated.finish_reason,
-                        )
-                    ]
-                )
+            async with aclosing(self._choices()) as choices:
+                async for index, generated in choices:
+                    parts[index].add(generated)
+                    if not generated.text and not generated.finish_reason:
+                        continue
+                    logprobs = openai_logprobs(generated.logprobs or []) if self._want_logprobs else None
+                    yield chunk_of(
+                        [
+                            ChunkChoice(
+                                index=index,
+                                delta=DeltaMessage(content=generated.text or None),
+                                logprobs=logprobs,
+                                finish_reason=generated.finish_reason,
+                            )
+                        ]
+                    )
         except EngineError as exc:
             raise EngineFailureError.wrapping(exc) from exc
         usage = _usage(len(prepared.prompt_ids), parts)
