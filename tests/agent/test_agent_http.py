@@ -178,8 +178,10 @@ async def test_the_embedded_ssrl_model_searches_by_default_and_a_plain_model_cha
         assert body["search_trace"]["mode"] == "real" and body["search_trace"]["steps"][0]["source"] == "real"
         assert body["choices"][0]["message"]["content"] == "Paris"
         trajectory = body["choices"][0]["message"]["reasoning_content"]
-        assert "</search>\n\n<information>\nDoc 1: Paris Paris is the capital" in trajectory  # preset ssrl-smollm2
+        assert (
+            "</search>\n\n<information>\nDoc 1: Paris Paris is the capital" in trajectory
+        )  # preset ssrl-smollm2
     async with serve(ScriptedEngine(search_then("<answer> Paris </answer>", plain="Hello."))) as client:
         r = await client.post("/v1/chat/completions", json=ask())
-        assert r.status_code == 200 and "search_trace" not in r.json()
+        assert r.status_code == 200 and r.json().get("search_trace") is None
         assert r.json()["choices"][0]["message"]["content"] == "Hello."
