@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.agent.backends import BackendPool, BackendUnavailableError
+from service.agent.backends import BackendPool
 from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
 from service.errors import install_error_handlers
@@ -20,7 +20,7 @@ from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routes import chat, models, ops
 from service.search.base import SearchBackend
 from service.search.metrics import SearchMetrics
-from service.search.registry import BackendNotReadyError, backend_names, create_search_backend
+from service.search.registry import backend_names, create_search_backend
 from service.settings import Settings
 from service.state import InFlightLimiter, ServiceState
 
@@ -59,12 +59,9 @@ def _backend_pool(
     search_metrics = SearchMetrics(metrics.registry)
 
     async def factory(name: str) -> SearchBackend:
-        try:
-            return await create_search_backend(
-                name, settings.search, metrics=search_metrics, client=client, cache_dir=settings.cache_dir
-            )
-        except BackendNotReadyError as exc:
-            raise BackendUnavailableError(str(exc)) from exc
+        return await create_search_backend(
+            settings.search, name=name, metrics=search_metrics, client=client, cache_dir=settings.cache_dir
+        )
 
     return BackendPool(backend_names(), factory, search)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from jinja2 import TemplateError
@@ -21,7 +20,7 @@ from service.engine.base import (
     SamplingOptions,
     TokenLogprob,
 )
-from service.errors import EngineFailureError, InvalidRequestError, ServiceError
+from service.errors import EngineFailureError, InvalidRequestError
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -32,14 +31,11 @@ from service.protocol import (
     ChoiceLogprobs,
     ChunkChoice,
     DeltaMessage,
-    PromptTokensDetails,
     TokenLogprobOut,
     TopLogprobOut,
     Usage,
 )
 from service.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 _MIN_LOGPROB = -9999.0  # JSON has no -inf
 
@@ -120,7 +116,7 @@ def prepare_chat(
 
 async def merge_choices(
     streams: Sequence[AsyncIterator[GenerationChunk]],
-) -> AsyncIterator[tuple[int, GenerationChunk]]:
+) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
     """Interleave the output of several sequences; closing this closes (aborts) them all."""
     if len(streams) == 1:
         async for chunk in streams[0]:
@@ -197,106 +193,99 @@ class _Accumulator:
 def _usage(prompt_tokens: int, parts: Sequence[_Accumulator]) -> Usage:
     completion = sum(p.tokens for p in parts)
     cached = max((p.cached for p in parts), default=0)
-    return Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion,
-        total_tokens=prompt_tokens + completion,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
-    )
+    return Usage.of(prompt_tokens, completion, cached)
 
 
-def record_usage(metrics: ServiceMetrics, usage: Usage) -> None:
-    metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
-    metrics.tokens.labels("completion").inc(usage.completion_tokens)
-    metrics.tokens.labels("cached_prompt").inc(usage.prompt_tokens_details.cached_tokens)
+@dataclass(frozen=True)
+class PlainChat:
+    """A prepared plain chat on an engine: ``complete()`` for one ``chat.completion``, ``stream()``
+    for its ``chat.completion.chunk``s."""
 
+    prepared: PreparedChat
+    engine: Engine
+    metrics: ServiceMetrics
 
-def _streams(prepared: PreparedChat, engine: Engine) -> list[AsyncIterator[GenerationChunk]]:
-    return [
-        engine.generate(prepared.prompt_ids, opts, prepared.request_id(i))
-        for i, opts in enumerate(prepared.options)
-    ]
+    @property
+    def completion_id(self) -> str:
+        return self.prepared.completion_id
 
-
-async def complete_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMetrics) -> ChatCompletion:
-    """Run every choice to the end and build one ``chat.completion``."""
-    parts = [_Accumulator() for _ in prepared.options]
-    try:
-        async for index, chunk in merge_choices(_streams(prepared, engine)):
-            parts[index].add(chunk)
-    except EngineError as exc:
-        raise EngineFailureError(f"the engine failed: {exc}") from exc
-    usage = _usage(len(prepared.prompt_ids), parts)
-    record_usage(metrics, usage)
-    want_logprobs = prepared.options[0].logprobs is not None
-    return ChatCompletion(
-        id=prepared.completion_id,
-        model=prepared.model,
-        choices=[
-            Choice(
-                index=i,
-                message=AssistantMessage(content="".join(p.text)),
-                logprobs=openai_logprobs(p.logprobs) if want_logprobs else None,
-                finish_reason=p.finish_reason,
-            )
-            for i, p in enumerate(parts)
-        ],
-        usage=usage,
-    )
-
-
-def sse(payload: str) -> str:
-    return f"data: {payload}\n\n"
-
-
-SSE_DONE = sse("[DONE]")
-
-
-def sse_error(exc: ServiceError) -> str:
-    return sse(json.dumps(exc.body()))
-
-
-async def stream_chat(prepared: PreparedChat, engine: Engine, metrics: ServiceMetrics) -> AsyncIterator[str]:
-    """Server-sent events of ``chat.completion.chunk``; always ends with ``data: [DONE]``."""
-    created = int(time.time())
-    parts = [_Accumulator() for _ in prepared.options]
-    want_logprobs = prepared.options[0].logprobs is not None
-
-    def frame(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
-        chunk = ChatCompletionChunk(
-            id=prepared.completion_id, created=created, model=prepared.model, choices=choices, usage=usage
+    def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
+        prepared = self.prepared
+        return merge_choices(
+            [
+                self.engine.generate(prepared.prompt_ids, opts, prepared.request_id(i))
+                for i, opts in enumerate(prepared.options)
+            ]
         )
-        return sse(chunk.model_dump_json(exclude={"search_step", "search_trace"}))
 
-    try:
-        yield frame(
+    @property
+    def _want_logprobs(self) -> bool:
+        return self.prepared.options[0].logprobs is not None
+
+    async def complete(self) -> ChatCompletion:
+        """Run every choice to the end and build one ``chat.completion``."""
+        prepared = self.prepared
+        parts = [_Accumulator() for _ in prepared.options]
+        try:
+            async with aclosing(self._choices()) as choices:
+                async for index, chunk in choices:
+                    parts[index].add(chunk)
+        except EngineError as exc:
+            raise EngineFailureError.wrapping(exc) from exc
+        usage = _usage(len(prepared.prompt_ids), parts)
+        self.metrics.record_usage(usage)
+        return ChatCompletion(
+            id=prepared.completion_id,
+            model=prepared.model,
+            choices=[
+                Choice(
+                    index=i,
+                    message=AssistantMessage(content="".join(p.text)),
+                    logprobs=openai_logprobs(p.logprobs) if self._want_logprobs else None,
+                    finish_reason=p.finish_reason,
+                )
+                for i, p in enumerate(parts)
+            ],
+            usage=usage,
+        )
+
+    async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """The choices' chunks as they are generated, then the usage chunk if it was asked for."""
+        prepared = self.prepared
+        created = int(time.time())
+        parts = [_Accumulator() for _ in prepared.options]
+
+        def chunk_of(choices: list[ChunkChoice], usage: Usage | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=prepared.completion_id, created=created, model=prepared.model, choices=choices, usage=usage
+            )
+
+        yield chunk_of(
             [
                 ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
                 for i in range(len(parts))
             ]
         )
-        async for index, chunk in merge_choices(_streams(prepared, engine)):
-            parts[index].add(chunk)
-            if not chunk.text and not chunk.finish_reason:
-                continue
-            yield frame(
-                [
-                    ChunkChoice(
-                        index=index,
-                        delta=DeltaMessage(content=chunk.text or None),
-                        logprobs=openai_logprobs(chunk.logprobs or []) if want_logprobs else None,
-                        finish_reason=chunk.finish_reason,
+        try:
+            async with aclosing(self._choices()) as choices:
+                async for index, generated in choices:
+                    parts[index].add(generated)
+                    if not generated.text and not generated.finish_reason:
+                        continue
+                    logprobs = openai_logprobs(generated.logprobs or []) if self._want_logprobs else None
+                    yield chunk_of(
+                        [
+                            ChunkChoice(
+                                index=index,
+                                delta=DeltaMessage(content=generated.text or None),
+                                logprobs=logprobs,
+                                finish_reason=generated.finish_reason,
+                            )
+                        ]
                     )
-                ]
-            )
+        except EngineError as exc:
+            raise EngineFailureError.wrapping(exc) from exc
         usage = _usage(len(prepared.prompt_ids), parts)
-        record_usage(metrics, usage)
+        self.metrics.record_usage(usage)
         if prepared.include_usage:
-            yield frame([], usage)
-    except EngineError as exc:
-        logger.warning("stream %s: engine failed: %s", prepared.completion_id, exc)
-        yield sse_error(EngineFailureError(f"the engine failed: {exc}"))
-    except Exception:
-        logger.exception("stream %s failed", prepared.completion_id)
-        yield sse_error(ServiceError("internal server error", code="internal_error"))
-    yield SSE_DONE
+            yield chunk_of([], usage)

@@ -49,6 +49,15 @@ class InvalidRequestError(ServiceError):
     error_type = "invalid_request_error"
 
 
+class BackendUnavailableError(InvalidRequestError):
+    """A known search backend that cannot be used here: a missing package, API key or corpus."""
+
+    default_code = "backend_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="search.backend")
+
+
 class AuthenticationError(ServiceError):
     status_code = 401
     error_type = "invalid_request_error"
@@ -77,6 +86,11 @@ class EngineFailureError(ServiceError):
     status_code = 500
     error_type = "server_error"
     default_code = "engine_error"
+
+    @classmethod
+    def wrapping(cls, exc: BaseException) -> EngineFailureError:
+        """The error a client sees for an engine exception."""
+        return cls(f"the engine failed: {exc}")
 
 
 class SearchBackendError(ServiceError):

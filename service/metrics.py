@@ -8,6 +8,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.protocol import Usage
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -63,6 +65,11 @@ class ServiceMetrics:
 
     def bind_engine_gauge(self, read: Callable[[], int]) -> None:
         self.engine_unfinished.set_function(read)
+
+    def record_usage(self, usage: Usage) -> None:
+        self.tokens.labels("prompt").inc(usage.prompt_tokens)
+        self.tokens.labels("completion").inc(usage.completion_tokens)
+        self.tokens.labels("cached_prompt").inc(usage.prompt_tokens_details.cached_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,13 +1,25 @@
-"""OpenAI chat-completions wire models: requests, responses, stream chunks and errors."""
+"""The wire vocabulary: OpenAI chat-completions models (requests, responses, stream chunks, errors)
+and the service's own words on that wire: search modes, backend names and the search trace."""
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+#: The modes that run the search loop: the model writes the <information> blocks (self), a search
+#: backend does (real), or the entropy-guided hybrid decides per search (entropy).
+AgentMode = Literal["self", "real", "entropy"]
+#: Who writes the <information> blocks; ``off`` is plain chat with no agent prompt and no loop.
+SearchMode = Literal[AgentMode, "off"]
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+
+#: The search backends, by the names requests and settings use.
+BackendName = Literal["local", "retriever", "serper", "tavily", "brave", "searxng"]
+BACKEND_NAMES: tuple[BackendName, ...] = get_args(BackendName)
 
 
 class _Lenient(BaseModel):
@@ -67,7 +79,7 @@ class ChatCompletionRequest(_Lenient):
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     user: str | None = Field(default=None, max_length=256)
-    search_mode: Literal["self", "real", "entropy", "off"] | None = None
+    search_mode: SearchMode | None = None
     search: SearchOptions | None = None
 
     @field_validator("n", "stream", "logprobs", "presence_penalty", "frequency_penalty", mode="before")
@@ -96,6 +108,59 @@ class ChatCompletionRequest(_Lenient):
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+# -- the search trace (agent modes) --------------------------------------------------------------
+StepSource = Literal["self", "real", "fallback"]
+EndReason = Literal["answer", "token_budget", "malformed_action", "no_answer", "context_full"]
+
+
+class DocOut(BaseModel):
+    title: str
+    text: str
+    url: str | None = None
+    score: float | None = None
+
+
+class SearchStep(BaseModel):
+    """One search action of the trajectory and who answered it."""
+
+    index: int
+    query: str
+    source: StepSource = Field(
+        description="self: the model wrote the <information>; real: a backend did; "
+        "fallback: the backend failed and the model wrote it"
+    )
+    backend: str | None = None
+    results: list[DocOut] = Field(default_factory=list)
+    #: The <information> text the model wrote itself (self and fallback steps).
+    self_information: str | None = None
+    latency_ms: float | None = None
+    uncertainty: float | None = None
+    #: Prompt tokens served from the prefix cache in the generation turn that wrote the query.
+    cached_tokens: int = 0
+    error: str | None = None
+
+
+class GenerationTurn(BaseModel):
+    """One call to the engine: the prompt it re-submitted, and how much of it was cached."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    stopped_by: str
+
+
+class SearchTrace(BaseModel):
+    """What the search loop did: its steps, its generation turns, and why it ended."""
+
+    mode: str
+    backend: str | None = None
+    steps: list[SearchStep] = Field(default_factory=list)
+    turns: list[GenerationTurn] = Field(default_factory=list)
+    corrections: int = 0
+    end_reason: EndReason | None = None
+    detail: str | None = None
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -137,6 +202,15 @@ class Usage(BaseModel):
     total_tokens: int
     prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
+        )
+
 
 class ChatCompletion(BaseModel):
     id: str
@@ -146,13 +220,19 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str | None = None
-    search_trace: dict[str, Any] | None = None
+    #: What the search loop did (agent modes); null in plain chat.
+    search_trace: SearchTrace | None = None
+
+
+def _unset(value: object) -> bool:
+    return value is None
 
 
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    reasoning_content: str | None = None
+    #: Not one of OpenAI's keys, so it is on the wire only when there is some (agent modes).
+    reasoning_content: str | None = Field(default=None, exclude_if=_unset)
 
 
 class ChunkChoice(BaseModel):
@@ -170,10 +250,11 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    # Not OpenAI's keys: on the wire only on the chunks that carry them.
     #: A search step as it happens (agent modes).
-    search_step: dict[str, Any] | None = None
+    search_step: SearchStep | None = Field(default=None, exclude_if=_unset)
     #: The whole trace, on the chunk that finishes the choice (agent modes).
-    search_trace: dict[str, Any] | None = None
+    search_trace: SearchTrace | None = Field(default=None, exclude_if=_unset)
 
 
 class ModelCard(BaseModel):

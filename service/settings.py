@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.protocol import SEARCH_MODES as SEARCH_MODES  # re-exported: the modes live in protocol
+from service.protocol import SearchMode
 from service.search.settings import SearchSettings
-
-#: Who writes the <information> blocks: the model (self), a search backend (real), the
-#: entropy-guided hybrid (entropy), or nobody: plain chat with no agent prompt and no loop (off).
-SearchMode = Literal["self", "real", "entropy", "off"]
-SEARCH_MODES: tuple[str, ...] = ("self", "real", "entropy", "off")
 
 #: The default model: SmolLM2-135M-Instruct taught the SSRL protocol here (``ssrl-train``), shipped as a
 #: LoRA adapter merged into the embedded base once. ``--model smollm2-135m-instruct`` serves the plain base.
@@ -80,6 +77,11 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other vLLM engine argument, passed through to AsyncEngineArgs and validated by "
+        'vLLM when the engine is built, as JSON: \'{"swap_space": 4, "max_logprobs": 40}\'.',
+    )
 
 
 class AgentSettings(BaseModel):

@@ -1,21 +1,64 @@
-"""HTTP plumbing for the chat route: bounded body reading, disconnect watching, SSE responses."""
+"""HTTP plumbing for the chat route: bounded body reading, disconnect watching, and the one SSE
+writer that frames the chunks of every completion."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from service.errors import PayloadTooLargeError, invalid_request_from_validation
-from service.protocol import ChatCompletionRequest
+from service.errors import PayloadTooLargeError, ServiceError, invalid_request_from_validation
+from service.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+
+class Completion(Protocol):
+    """One prepared chat completion, plain or agent: the same two ways to answer it.
+
+    Both raise ``ServiceError`` for what the client should hear about; ``stream()`` yields the
+    chunks only, and ``sse_events`` frames them.
+    """
+
+    @property
+    def completion_id(self) -> str: ...
+
+    def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]: ...
+
+    async def complete(self) -> ChatCompletion: ...
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+SSE_DONE = sse("[DONE]")
+
+
+async def sse_events(completion: Completion) -> AsyncIterator[str]:
+    """Server-sent events of the completion's chunks; an error becomes an error frame, and the
+    stream always ends with ``data: [DONE]``."""
+    try:
+        async with contextlib.aclosing(completion.stream()) as chunks:
+            async for chunk in chunks:
+                yield sse(chunk.model_dump_json())
+    except ServiceError as exc:
+        logger.warning("stream %s failed: %s", completion.completion_id, exc.message)
+        yield sse(json.dumps(exc.body()))
+    except Exception:
+        logger.exception("stream %s failed", completion.completion_id)
+        yield sse(json.dumps(ServiceError("internal server error", code="internal_error").body()))
+    yield SSE_DONE
 
 
 class ClientDisconnectedError(Exception):
@@ -51,19 +94,42 @@ async def _wait_for_disconnect(request: Request) -> None:
             return
 
 
+async def _stop(task: asyncio.Future[T]) -> None:
+    """Cancel ``task`` and wait until it has finished, even if the waiter is cancelled meanwhile
+    (that cancellation is raised once the task is done)."""
+    task.cancel()
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            interrupted = True
+    if not task.cancelled():
+        task.exception()  # retrieved: the work failed while stopping, which nobody waits to hear
+    if interrupted:
+        raise asyncio.CancelledError
+
+
 async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it (and so aborting its engine requests) if the client leaves."""
+    """Await ``work``, cancelling it (and so aborting its engine requests) if the client leaves.
+
+    If the caller itself is cancelled (shutdown), the work is cancelled too, and this returns (by
+    raising) only once the work has stopped, so what the caller releases afterwards (its concurrency
+    slot) is released only when nothing runs under it any more.
+    """
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_for_disconnect(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        watcher.cancel()
+        await _stop(task)
+        raise
     finally:
         watcher.cancel()
     if task in done:
         return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await _stop(task)
     raise ClientDisconnectedError
 
 

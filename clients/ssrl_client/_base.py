@@ -5,7 +5,8 @@ from __future__ import annotations
 import email.utils
 import os
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
 import httpx
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -49,11 +50,15 @@ def _wait(state: RetryCallState) -> float:
 _backoff = wait_random_exponential(multiplier=INITIAL_DELAY, max=MAX_DELAY)
 
 
-class BaseClient:
+HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
+
+
+class BaseClient(Generic[HttpClientT]):
     """Configuration shared by ``Client`` and ``AsyncClient``.
 
     ``base_url`` and ``api_key`` default to the environment variables ``SSRL_BASE_URL`` and
-    ``SSRL_API_KEY``; the base URL may end with ``/v1`` or not.
+    ``SSRL_API_KEY``; the base URL may end with ``/v1`` or not. ``http_client`` may be any httpx
+    client of the right kind (for proxies, tests...); one made here is closed with the client.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class BaseClient:
         model: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
+        http_client: HttpClientT | None = None,
     ) -> None:
         url = (base_url or os.environ.get("SSRL_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.base_url = url[: -len("/v1")] if url.endswith("/v1") else url
@@ -73,6 +79,11 @@ class BaseClient:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.max_retries = max_retries
+        self._owns_http = http_client is None
+        self._http: HttpClientT = http_client if http_client is not None else self._new_http()
+
+    def _new_http(self) -> HttpClientT:
+        raise NotImplementedError
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -87,7 +98,7 @@ class BaseClient:
         *,
         stream: bool,
         search_mode: str | None,
-        search: dict[str, Any] | None,
+        search: Mapping[str, Any] | None,
         params: dict[str, Any],
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -123,7 +134,7 @@ class BaseClient:
     @staticmethod
     def _raise_for_status(response: httpx.Response, body: Any) -> None:
         if response.status_code >= 400:
-            error = status_error(response.status_code, body, response.headers.get("x-request-id"))
+            error = status_error(response.status_code, body, response.headers.get("x-request-id"), response)
             error.retry_after = _retry_after(response.headers.get("retry-after"))
             raise error
 

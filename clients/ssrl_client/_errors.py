@@ -40,10 +40,13 @@ class APIStatusError(SSRLError):
         body: Any = None,
         code: str | None = None,
         param: str | None = None,
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        #: The HTTP response that carried the error (for a mid-stream error frame: the stream's).
+        self.response = response
         self.request_id = request_id
         self.body = body
         self.code = code
@@ -90,7 +93,9 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
-def status_error(status: int, body: Any, request_id: str | None) -> APIStatusError:
+def status_error(
+    status: int, body: Any, request_id: str | None, response: httpx.Response | None = None
+) -> APIStatusError:
     """The exception for an error status and its OpenAI-style body."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -99,4 +104,12 @@ def status_error(status: int, body: Any, request_id: str | None) -> APIStatusErr
     else:
         message, code, param = (str(body) if body else f"HTTP {status}"), None, None
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIStatusError)
-    return cls(message, status_code=status, request_id=request_id, body=body, code=code, param=param)
+    return cls(
+        message,
+        status_code=status,
+        request_id=request_id,
+        body=body,
+        code=code,
+        param=param,
+        response=response,
+    )

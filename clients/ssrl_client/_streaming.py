@@ -24,8 +24,9 @@ from ssrl_client.types import (
 class _Decoder:
     """Turns ``data:`` payloads into events; remembers the end until usage (if any) has come."""
 
-    def __init__(self, request_id: str | None) -> None:
-        self.request_id = request_id
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.request_id = response.headers.get("x-request-id")
         self.finished = False
         self.done = Done()
 
@@ -37,7 +38,7 @@ class _Decoder:
         if "error" in chunk:  # an error frame mid-stream
             error = chunk["error"]
             status = 502 if error.get("code") == "search_failed" else 500
-            raise status_error(status, chunk, self.request_id)
+            raise status_error(status, chunk, self.request_id, self.response)
         out: list[StreamEvent] = []
         if chunk.get("search_step"):
             out.append(SearchStepEvent(step=SearchStep.model_validate(chunk["search_step"])))
@@ -65,16 +66,19 @@ class Stream:
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._decoder = _Decoder(response.headers.get("x-request-id"))
+        self._decoder = _Decoder(response)
 
     def __iter__(self) -> Iterator[StreamEvent]:
-        for line in self.response.iter_lines():
-            payload = _payload(line)
-            if payload is None:
-                continue
-            yield from self._decoder.events(payload)
-            if self._decoder.finished:
-                break
+        try:
+            for line in self.response.iter_lines():
+                payload = _payload(line)
+                if payload is None:
+                    continue
+                yield from self._decoder.events(payload)
+                if self._decoder.finished:
+                    break
+        finally:
+            self.response.close()
 
     def close(self) -> None:
         self.response.close()
@@ -91,17 +95,20 @@ class AsyncStream:
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._decoder = _Decoder(response.headers.get("x-request-id"))
+        self._decoder = _Decoder(response)
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        async for line in self.response.aiter_lines():
-            payload = _payload(line)
-            if payload is None:
-                continue
-            for event in self._decoder.events(payload):
-                yield event
-            if self._decoder.finished:
-                break
+        try:
+            async for line in self.response.aiter_lines():
+                payload = _payload(line)
+                if payload is None:
+                    continue
+                for event in self._decoder.events(payload):
+                    yield event
+                if self._decoder.finished:
+                    break
+        finally:
+            await self.response.aclose()
 
     async def close(self) -> None:
         await self.response.aclose()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 import httpx
 from tenacity import AsyncRetrying, Retrying
@@ -19,13 +20,11 @@ def _question(question: str) -> Messages:
     return [{"role": "user", "content": question}]
 
 
-class Client(BaseClient):
+class Client(BaseClient[httpx.Client]):
     """Synchronous client. ``http_client`` may be any ``httpx.Client`` (for proxies, tests...)."""
 
-    def __init__(self, *, http_client: httpx.Client | None = None, **options: Any) -> None:
-        super().__init__(**options)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self.timeout)
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(timeout=self.timeout)
 
     # -- transport ---------------------------------------------------------------------------
     def _send(self, method: str, path: str, *, json: Any = None, stream: bool = False) -> httpx.Response:
@@ -63,13 +62,49 @@ class Client(BaseClient):
         """The service's /health answer (raises ServerError while the model loads)."""
         return dict(self._send("GET", "/health").json())
 
+    @overload
     def chat(
         self,
         messages: Messages,
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream: ...
+
+    def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
@@ -87,6 +122,48 @@ class Client(BaseClient):
         if stream:
             return Stream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+
+    @overload
+    def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | Stream: ...
 
     def ask(
         self,
@@ -115,13 +192,11 @@ class Client(BaseClient):
         self.close()
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """Asynchronous client over ``httpx.AsyncClient``."""
 
-    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
-        super().__init__(**options)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self.timeout)
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout)
 
     async def _send(
         self, method: str, path: str, *, json: Any = None, stream: bool = False
@@ -158,13 +233,49 @@ class AsyncClient(BaseClient):
     async def health(self) -> dict[str, Any]:
         return dict((await self._send("GET", "/health")).json())
 
+    @overload
     async def chat(
         self,
         messages: Messages,
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: dict[str, Any] | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream: ...
+
+    async def chat(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        search_mode: str | None = None,
+        search: Mapping[str, Any] | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:
@@ -181,6 +292,48 @@ class AsyncClient(BaseClient):
         if stream:
             return AsyncStream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[False] = False,
+        **params: Any,
+    ) -> ChatResult: ...
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+
+    @overload
+    async def ask(
+        self,
+        question: str,
+        *,
+        search_mode: str | None = None,
+        backend: str | None = None,
+        top_k: int | None = None,
+        max_turns: int | None = None,
+        threshold: float | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> ChatResult | AsyncStream: ...
 
     async def ask(
         self,

@@ -6,16 +6,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from service.errors import InvalidRequestError
+from service.errors import BackendUnavailableError, InvalidRequestError
 from service.search.base import SearchBackend
 
 logger = logging.getLogger(__name__)
 
 BackendFactory = Callable[[str], Awaitable[SearchBackend]]
-
-
-class BackendUnavailableError(Exception):
-    """A known backend cannot be used here (no API key, missing package...)."""
 
 
 class BackendPool:
@@ -42,17 +38,14 @@ class BackendPool:
         if name in self._instances:
             return self._instances[name]
         if self._factory is None:
-            raise InvalidRequestError(f"search backend '{name}' is not configured", param="search.backend")
+            raise BackendUnavailableError(f"search backend '{name}' is not configured")
         task = self._creating.get(name)
         if task is None:
             task = asyncio.ensure_future(self._factory(name))
             self._creating[name] = task
         try:
             backend = await asyncio.shield(task)
-        except BackendUnavailableError as exc:
-            self._creating.pop(name, None)
-            raise InvalidRequestError(str(exc), param="search.backend", code="backend_unavailable") from exc
-        except Exception:
+        except Exception:  # BackendUnavailableError (a 400) or a failure to start; the next call retries
             self._creating.pop(name, None)
             raise
         self._instances[name] = backend

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,14 +17,16 @@ from service.agent.tags import (
     queries_in,
     search_action,
 )
-from service.agent.trace import DocOut, GenerationTurn, SearchStep, SearchTrace
 from service.agent.uncertainty import query_uncertainty
 from service.engine.base import Engine, SamplingOptions, TokenLogprob
-from service.search.base import SearchBackend, SearchError
+from service.protocol import AgentMode, DocOut, GenerationTurn, SearchStep, SearchTrace
+from service.search.base import Doc, SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
 
-AgentMode = Literal["self", "real", "entropy"]
+
+def _doc_out(doc: Doc) -> DocOut:
+    return DocOut(title=doc.title, text=doc.text, url=doc.url, score=doc.score)
 
 
 class SearchFailedError(Exception):
@@ -147,7 +149,7 @@ class AgentLoop:
                 step.self_information = info
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self, prompt_ids: list[int], prefill: str = "") -> AsyncIterator[LoopEvent]:
+    async def run(self, prompt_ids: list[int], prefill: str = "") -> AsyncGenerator[LoopEvent, None]:
         pending: _Segment | None = None
         if prefill:
             self._own.append(prefill)
@@ -162,8 +164,8 @@ class AgentLoop:
                     yield self._result("length", end)
                     return
                 segment = _Segment()
-                async for event in self._generate(prompt_ids, room, segment):
-                    yield event
+                async for delta in self._generate(prompt_ids, room, segment):
+                    yield delta
                 if segment.finish == "length":
                     yield self._result("length", "token_budget")
                     return
@@ -267,6 +269,6 @@ class AgentLoop:
         step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
         clean = clean_results(docs, self.config.top_k, self.config.result_words)
         step.source = "real"
-        step.results = [DocOut.of(d) for d in clean]
+        step.results = [_doc_out(d) for d in clean]
         yield StepEvent(step)
         yield self._append(self.config.observation.render(clean))

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
 
-from service.agent.loop import LoopResult, SearchFailedError, StepEvent, TextDelta
+from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
-from service.chat import SSE_DONE, record_usage, sse, sse_error
 from service.engine.base import EngineError
-from service.errors import EngineFailureError, SearchBackendError, ServiceError
+from service.errors import EngineFailureError, SearchBackendError
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -19,102 +19,99 @@ from service.protocol import (
     Choice,
     ChunkChoice,
     DeltaMessage,
-    PromptTokensDetails,
     Usage,
 )
 
-logger = logging.getLogger(__name__)
-
 
 def _usage(result: LoopResult) -> Usage:
-    return Usage(
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        total_tokens=result.prompt_tokens + result.completion_tokens,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=result.cached_tokens),
-    )
+    return Usage.of(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
 
 
-def _record(metrics: ServiceMetrics, prepared: PreparedAgent, result: LoopResult, usage: Usage) -> None:
-    record_usage(metrics, usage)
-    for step in result.trace.steps:
-        metrics.search_steps.labels(prepared.mode, step.source).inc()
+@dataclass(frozen=True)
+class AgentCompletion:
+    """A prepared agent run: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks
+    (the trajectory as reasoning_content deltas, each search step on a chunk as it happens, then the
+    answer as content with the finish reason and the whole trace)."""
 
+    prepared: PreparedAgent
+    metrics: ServiceMetrics
 
-async def complete_agent(prepared: PreparedAgent, metrics: ServiceMetrics) -> ChatCompletion:
-    """Run the loop to its end and build one ``chat.completion``."""
-    result: LoopResult | None = None
-    try:
-        async for event in prepared.loop.run(prepared.prompt_ids, prepared.prefill):
+    @property
+    def completion_id(self) -> str:
+        return self.prepared.completion_id
+
+    async def _events(self) -> AsyncIterator[LoopEvent]:
+        """The loop's events, its failures as the errors a client sees."""
+        prepared = self.prepared
+        try:
+            async with aclosing(prepared.loop.run(prepared.prompt_ids, prepared.prefill)) as events:
+                async for event in events:
+                    yield event
+        except EngineError as exc:
+            raise EngineFailureError.wrapping(exc) from exc
+        except SearchFailedError as exc:
+            raise SearchBackendError(str(exc)) from exc
+
+    def _record(self, result: LoopResult) -> Usage:
+        usage = _usage(result)
+        self.metrics.record_usage(usage)
+        for step in result.trace.steps:
+            self.metrics.search_steps.labels(self.prepared.mode, step.source).inc()
+        return usage
+
+    async def complete(self) -> ChatCompletion:
+        """Run the loop to its end and build one ``chat.completion``."""
+        result: LoopResult | None = None
+        async for event in self._events():
             if isinstance(event, LoopResult):
                 result = event
-    except EngineError as exc:
-        raise EngineFailureError(f"the engine failed: {exc}") from exc
-    except SearchFailedError as exc:
-        raise SearchBackendError(str(exc)) from exc
-    assert result is not None
-    usage = _usage(result)
-    _record(metrics, prepared, result, usage)
-    return ChatCompletion(
-        id=prepared.completion_id,
-        model=prepared.model,
-        choices=[
-            Choice(
-                index=0,
-                message=AssistantMessage(content=result.answer, reasoning_content=result.trajectory),
-                finish_reason=result.finish_reason,
-            )
-        ],
-        usage=usage,
-        search_trace=result.trace.model_dump(mode="json"),
-    )
-
-
-async def stream_agent(prepared: PreparedAgent, metrics: ServiceMetrics) -> AsyncIterator[str]:
-    """SSE: trajectory as reasoning_content deltas, steps as ``search_step`` on chunks as they happen,
-    then the answer as content with the finish reason and the whole trace; always ends [DONE]."""
-    created = int(time.time())
-
-    def frame(delta: DeltaMessage, finish: str | None = None, **extra: object) -> str:
-        chunk = ChatCompletionChunk(
-            id=prepared.completion_id,
-            created=created,
-            model=prepared.model,
-            choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
-            **extra,  # type: ignore[arg-type]
+        assert result is not None
+        usage = self._record(result)
+        return ChatCompletion(
+            id=self.prepared.completion_id,
+            model=self.prepared.model,
+            choices=[
+                Choice(
+                    index=0,
+                    message=AssistantMessage(content=result.answer, reasoning_content=result.trajectory),
+                    finish_reason=result.finish_reason,
+                )
+            ],
+            usage=usage,
+            search_trace=result.trace,
         )
-        return sse(chunk.model_dump_json(exclude_none=True))
 
-    try:
-        yield frame(DeltaMessage(role="assistant", content=""))
-        async for event in prepared.loop.run(prepared.prompt_ids, prepared.prefill):
+    async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        prepared = self.prepared
+        created = int(time.time())
+
+        def chunk_of(delta: DeltaMessage, finish: str | None = None, **extra: object) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=prepared.completion_id,
+                created=created,
+                model=prepared.model,
+                choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
+                **extra,  # type: ignore[arg-type]
+            )
+
+        yield chunk_of(DeltaMessage(role="assistant", content=""))
+        async for event in self._events():
             if isinstance(event, TextDelta):
-                yield frame(DeltaMessage(reasoning_content=event.text))
+                yield chunk_of(DeltaMessage(reasoning_content=event.text))
             elif isinstance(event, StepEvent):
-                yield frame(DeltaMessage(), search_step=event.step.model_dump(mode="json"))
+                yield chunk_of(DeltaMessage(), search_step=event.step)
             else:
-                usage = _usage(event)
-                _record(metrics, prepared, event, usage)
-                yield frame(
+                usage = self._record(event)
+                yield chunk_of(
                     DeltaMessage(content=event.answer),
                     event.finish_reason,
-                    search_trace=event.trace.model_dump(mode="json"),
+                    search_trace=event.trace,
                 )
                 if prepared.include_usage:
-                    chunk = ChatCompletionChunk(
+                    yield ChatCompletionChunk(
                         id=prepared.completion_id,
                         created=created,
                         model=prepared.model,
                         choices=[],
                         usage=usage,
                     )
-                    yield sse(chunk.model_dump_json(exclude_none=True))
-    except EngineError as exc:
-        logger.warning("stream %s: engine failed: %s", prepared.completion_id, exc)
-        yield sse_error(EngineFailureError(f"the engine failed: {exc}"))
-    except SearchFailedError as exc:
-        yield sse_error(SearchBackendError(str(exc)))
-    except Exception:
-        logger.exception("stream %s failed", prepared.completion_id)
-        yield sse_error(ServiceError("internal server error", code="internal_error"))
-    yield SSE_DONE

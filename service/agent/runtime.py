@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from service.agent.backends import BackendPool
-from service.agent.loop import AgentLoop, AgentMode, LoopConfig
+from service.agent.loop import AgentLoop, LoopConfig
 from service.agent.prompts import (
     PRESETS,
     SEARCH_R1_INSTRUCTION,
@@ -19,7 +19,7 @@ from service.agent.prompts import (
 from service.chat import render_prompt
 from service.engine.base import ChatMessageDict, Engine
 from service.errors import InvalidRequestError
-from service.protocol import ChatCompletionRequest
+from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
 

@@ -34,7 +34,8 @@ def cuda_available() -> bool:
 
 
 def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
-    """Translate the service's engine settings into vLLM's ``AsyncEngineArgs``."""
+    """Translate the service's engine settings into vLLM's ``AsyncEngineArgs``; ``options.extra``
+    is passed through as it is, for vLLM to validate."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     on_gpu = cuda_available()
@@ -60,7 +61,16 @@ def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
     kv_gib = options.kv_cache_gib if options.kv_cache_gib is not None else (None if on_gpu else 1.0)
     if kv_gib is not None:
         kwargs["kv_cache_memory_bytes"] = int(kv_gib * GiB)
-    return AsyncEngineArgs(**kwargs)
+    mirrored = sorted(set(options.extra) & set(kwargs))
+    if mirrored:
+        raise ValueError(
+            f"engine.extra sets {', '.join(mirrored)}, which the service already sets from its own "
+            "settings (ssrl-serve --help)"
+        )
+    try:
+        return AsyncEngineArgs(**kwargs, **options.extra)
+    except TypeError as exc:  # an argument this vLLM does not have
+        raise ValueError(f"engine.extra: {exc}") from exc
 
 
 def _prompt_builder() -> Any:

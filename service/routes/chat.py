@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.agent.respond import complete_agent, stream_agent
-from service.chat import complete_chat, prepare_chat, stream_chat
+from service.agent.respond import AgentCompletion
+from service.chat import PlainChat, prepare_chat
 from service.engine.base import Engine
 from service.errors import NotFoundError
 from service.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
 from service.state import Authenticated, ServiceState, State
 from service.transport import (
     ClientDisconnectedError,
+    Completion,
     EventStreamResponse,
     cancel_on_disconnect,
     parse_chat_request,
     read_body,
+    sse_events,
 )
 
 router = APIRouter(dependencies=[Authenticated])
@@ -32,25 +31,14 @@ _BODY = {
     }
 }
 
-Planned = tuple[str, Callable[[], AsyncIterator[str]], Callable[[], Awaitable[ChatCompletion]]]
 
-
-async def _plan(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Planned:
-    """The completion id and the two ways to answer (stream, whole) for the request's mode."""
+async def _completion(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Completion:
+    """The request, prepared for its search mode: plain chat (off) or an agent run."""
     mode = chat.search_mode or state.settings.default_search_mode()
     if mode == "off":
-        plain = prepare_chat(chat, engine, state.settings, state.model_name)
-        return (
-            plain.completion_id,
-            lambda: stream_chat(plain, engine, state.metrics),
-            lambda: complete_chat(plain, engine, state.metrics),
-        )
-    agent = await state.agent.prepare(chat, mode, engine, state.model_name)
-    return (
-        agent.completion_id,
-        lambda: stream_agent(agent, state.metrics),
-        lambda: complete_agent(agent, state.metrics),
-    )
+        return PlainChat(prepare_chat(chat, engine, state.settings, state.model_name), engine, state.metrics)
+    prepared = await state.agent.prepare(chat, mode, engine, state.model_name)
+    return AgentCompletion(prepared, state.metrics)
 
 
 @router.post(
@@ -70,20 +58,20 @@ async def create_chat_completion(request: Request, state: State) -> Response:
         )
     engine = state.ready_engine()
     state.limiter.acquire()
-    release: Callable[[], None] | None = state.limiter.release
+    handed_over = False  # to a streaming response, which releases the slot when the stream ends
     try:
-        completion_id, stream, whole = await _plan(chat, state, engine)
-        headers = {"X-Request-Id": completion_id}
+        completion = await _completion(chat, state, engine)
+        headers = {"X-Request-Id": completion.completion_id}
         if chat.stream:
-            response = EventStreamResponse(stream(), on_close=release)
+            response = EventStreamResponse(sse_events(completion), on_close=state.limiter.release)
             response.headers.update(headers)
-            release = None  # the response releases it when the stream ends
+            handed_over = True
             return response
         try:
-            completion: Any = await cancel_on_disconnect(request, whole())
+            whole = await cancel_on_disconnect(request, completion.complete())
         except ClientDisconnectedError:
             return Response(status_code=499)
-        return JSONResponse(completion.model_dump(mode="json"), headers=headers)
+        return JSONResponse(whole.model_dump(mode="json"), headers=headers)
     finally:
-        if release is not None:
-            release()
+        if not handed_over:
+            state.limiter.release()

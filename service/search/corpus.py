@@ -74,7 +74,9 @@ def read_embedded(path: Path) -> Corpus:
         raise CorpusError(f"{path} is not readable JSON: {type(exc).__name__}") from exc
     if not isinstance(data, dict):
         raise CorpusError(f"{path}: expected an object of articles")
-    docs, ids, texts = [], [], []
+    docs: list[Doc] = []
+    ids: list[str] = []
+    texts: list[str] = []
     for key, entry in data.items():
         if not isinstance(entry, dict):
             continue

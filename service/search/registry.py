@@ -12,17 +12,17 @@ import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any
 
 import httpx
 
+from service.errors import BackendUnavailableError
+from service.protocol import BACKEND_NAMES
 from service.search.base import SearchBackend
 from service.search.corpus import EMBEDDED_PACKAGE, EMBEDDED_REQUIREMENT
 from service.search.metrics import SearchMetrics
 from service.search.resilient import ResilientBackend
-
-if TYPE_CHECKING:
-    from service.search.settings import SearchSettings
+from service.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,8 @@ class UnknownBackendError(ValueError):
         self.name = name
 
 
-class BackendNotReadyError(RuntimeError):
-    """A known backend that cannot run here: a missing package, API key or corpus."""
-
-
 def backend_names() -> tuple[str, ...]:
-    return tuple(BACKENDS)
+    return BACKEND_NAMES
 
 
 def _spec(name: str) -> BackendSpec:
@@ -74,7 +70,7 @@ def _spec(name: str) -> BackendSpec:
         raise UnknownBackendError(name)
     missing = [pip for module, pip in spec.requires if importlib.util.find_spec(module) is None]
     if missing:
-        raise BackendNotReadyError(f"search backend '{name}' needs: pip install {' '.join(missing)}")
+        raise BackendUnavailableError(f"search backend '{name}' needs: pip install {' '.join(missing)}")
     return spec
 
 
@@ -84,7 +80,7 @@ def backend_class(name: str) -> Any:
     try:
         return getattr(importlib.import_module(spec.module), spec.cls)
     except ImportError as exc:
-        raise BackendNotReadyError(f"search backend '{name}' needs: pip install {exc.name}") from exc
+        raise BackendUnavailableError(f"search backend '{name}' needs: pip install {exc.name}") from exc
 
 
 async def create_raw_backend(
@@ -99,14 +95,14 @@ async def create_raw_backend(
     spec = BACKENDS[name]
     if not spec.http:
         if settings.corpus is None and importlib.util.find_spec(EMBEDDED_PACKAGE) is None:
-            raise BackendNotReadyError(f"search backend 'local' needs its corpus: {EMBEDDED_REQUIREMENT}")
+            raise BackendUnavailableError(f"search backend 'local' needs its corpus: {EMBEDDED_REQUIREMENT}")
         index_dir = settings.index_dir or cache_dir / "indexes"
         backend: SearchBackend = await cls.create(settings.corpus, index_dir)
         return backend
     api = getattr(settings, name)
     key = api.api_key.get_secret_value() if api.api_key is not None else None
     if spec.needs_key and not key:
-        raise BackendNotReadyError(
+        raise BackendUnavailableError(
             f"search backend '{name}' has no API key: set SSRL_SEARCH__{name.upper()}__API_KEY"
         )
     kwargs: dict[str, Any] = {"base_url": api.base_url, "timeout": settings.timeout, "api_key": key}
@@ -115,55 +111,25 @@ async def create_raw_backend(
     if client is None:
         client = httpx.AsyncClient(follow_redirects=True)
         kwargs["owns_client"] = True
-    return cls(client, **kwargs)  # type: ignore[no-any-return]
+    return cls(client, **kwargs)
 
 
-@overload
 async def create_search_backend(
     settings: SearchSettings,
     *,
     metrics: SearchMetrics,
-    client: httpx.AsyncClient | None = None,
     cache_dir: Path,
+    client: httpx.AsyncClient | None = None,
     name: str | None = None,
-) -> ResilientBackend: ...
-
-
-@overload
-async def create_search_backend(
-    name: str,
-    settings: SearchSettings,
-    /,
-    *,
-    metrics: SearchMetrics,
-    client: httpx.AsyncClient | None = None,
-    cache_dir: Path,
-) -> ResilientBackend: ...
-
-
-async def create_search_backend(
-    *args: Any,
-    metrics: SearchMetrics,
-    client: httpx.AsyncClient | None = None,
-    cache_dir: Path,
-    name: str | None = None,
-    settings: SearchSettings | None = None,
 ) -> ResilientBackend:
     """The backend ``name`` (default: ``settings.backend``), with the per-call deadline, retries, a
     concurrency limit, the cache and coalescing around it.
 
-    Called as ``create_search_backend(settings, metrics=..., cache_dir=...)``; the name-first form
-    ``create_search_backend("serper", settings, ...)`` is accepted too. HTTP backends speak through
-    ``client``; without one they make their own and close it with the backend. The local backend
-    loads (or builds) its index in a thread before this returns.
+    HTTP backends speak through ``client``; without one they make their own and close it with the
+    backend. The local backend loads (or builds) its index in a thread before this returns. Raises
+    ``UnknownBackendError`` for a name not in the registry and ``BackendUnavailableError`` for one
+    that cannot run here.
     """
-    rest = list(args)
-    if rest and isinstance(rest[0], str):  # the name-first form
-        name = rest.pop(0)
-    if len(rest) == 1 and settings is None:
-        settings = rest.pop()
-    if rest or settings is None:
-        raise TypeError("use create_search_backend(settings, *, metrics, cache_dir, client=None, name=None)")
     name = name or settings.backend
     raw = await create_raw_backend(name, settings, client, cache_dir)
     logger.info("search backend %s ready", name)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from service.protocol import BACKEND_NAMES
+
 
 class ApiBackendSettings(BaseModel):
     """Where a search API lives and the key it wants."""
@@ -74,7 +76,7 @@ class SearchSettings(BaseModel):
         default="local",
         min_length=1,
         max_length=64,
-        description="Default backend: local, retriever, serper, tavily, brave or searxng.",
+        description=f"Default backend: {', '.join(BACKEND_NAMES)}.",
     )
     top_k: int = Field(default=3, ge=1, le=50, description="Results per search (the paper used 3).")
     timeout: float = Field(default=10.0, gt=0.0, le=300.0, description="Seconds per backend call.")
@@ -113,10 +115,8 @@ class SearchSettings(BaseModel):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        from service.search.registry import backend_names  # the registry imports this module
-
-        if value not in backend_names():
-            raise ValueError(f"unknown search backend '{value}'; known: {', '.join(backend_names())}")
+        if value not in BACKEND_NAMES:
+            raise ValueError(f"unknown search backend '{value}'; known: {', '.join(BACKEND_NAMES)}")
         return value
 
     @field_validator("corpus", "index_dir", mode="before")

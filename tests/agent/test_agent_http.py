@@ -6,8 +6,9 @@ import json
 
 from service.agent.prompts import SEARCH_R1_INSTRUCTION, SELF_SEARCH_INSTRUCTION
 from service.engine.scripted import ScriptedEngine, search_then
-from tests.agent.conftest import ask, serve, sse_events
-from tests.agent.fakes import FakeBackend
+from tests.conftest import serve
+from tests.fakes import FakeBackend
+from tests.helpers import ask, sse_payloads
 
 REAL = ["<think> need facts </think>\n<search> capital of France </search>", "<answer> Paris </answer>"]
 SELF = "<search> capital of France </search><information> Paris is it </information><answer> Paris </answer>"
@@ -106,7 +107,7 @@ async def test_streaming_emits_reasoning_steps_answer_usage_and_done() -> None:
             "/v1/chat/completions",
             json=ask(search_mode="real", stream=True, stream_options={"include_usage": True}),
         )
-    events = sse_events(r.text)
+    events = sse_payloads(r.text)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -152,7 +153,7 @@ async def test_failing_backend_with_fallback_error_is_502() -> None:
         r = await client.post("/v1/chat/completions", json=ask(search_mode="real"))
         s = await client.post("/v1/chat/completions", json=ask(search_mode="real", stream=True))
     assert r.status_code == 502 and r.json()["error"]["code"] == "search_failed"
-    events = sse_events(s.text)
+    events = sse_payloads(s.text)
     assert events[-1] == "[DONE]" and json.loads(events[-2])["error"]["code"] == "search_failed"
 
 

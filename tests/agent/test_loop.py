@@ -11,7 +11,7 @@ from service.agent.prompts import PRESETS
 from service.agent.tags import CORRECTION, SEARCH_CLOSE
 from service.engine.scripted import ScriptedEngine, ScriptedReply
 from service.search.base import Doc
-from tests.agent.fakes import FakeBackend
+from tests.fakes import FakeBackend
 
 PROMPT = "<|user|>\nQuestion: What is the capital of France?\n<|assistant|>\n"
 

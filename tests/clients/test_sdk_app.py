@@ -10,7 +10,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
@@ -26,7 +25,7 @@ from ssrl_client import (
     SearchStepEvent,
     ServerError,
 )
-from tests.agent.fakes import FakeBackend
+from tests.conftest import build_app, running
 
 script = search_then(
     "<answer> Paris </answer>",
@@ -36,10 +35,8 @@ script = search_then(
 
 
 def make_app(engine: ScriptedEngine | None = None, **settings: Any):
-    return create_app(
-        Settings(model=BASE_MODEL, api_keys=["sdk-key"], **settings),
-        engine=engine or ScriptedEngine(script),
-        search={"local": FakeBackend(name="local")},
+    return build_app(
+        Settings(model=BASE_MODEL, api_keys=["sdk-key"], **settings), engine=engine or ScriptedEngine(script)
     )
 
 
@@ -58,15 +55,13 @@ async def call(request) -> AsyncIterator[Callable[..., Any]]:
 
             yield run
     else:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport) as http:
-                c = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+        async with running(app) as http:
+            c = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
 
-                async def run(method: str, *args: Any, **kwargs: Any) -> Any:
-                    return await getattr(c, method)(*args, **kwargs)
+            async def run(method: str, *args: Any, **kwargs: Any) -> Any:
+                return await getattr(c, method)(*args, **kwargs)
 
-                yield run
+            yield run
 
 
 async def test_ask_real_returns_a_typed_result(call) -> None:
@@ -113,10 +108,7 @@ def test_sync_stream_yields_typed_events_and_closes() -> None:
 
 async def test_async_stream_yields_typed_events_and_closes() -> None:
     app = make_app()
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
-    ):
+    async with running(app) as http:
         client = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
         async with await client.ask(
             "What is the capital of France?", search_mode="real", stream=True

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
-from service.app import create_app
 from service.engine.scripted import ScriptedEngine, search_then
 from service.eval.datasets import QAItem, load_dataset, load_fanoutqa_dev, load_jsonl
 from service.eval.report import markdown, plot, summarise
@@ -16,7 +14,7 @@ from service.eval.runner import read_results, run_eval
 from service.eval.scoring import exact_match, f1_score, normalize_answer
 from service.settings import Settings
 from ssrl_client import AsyncClient
-from tests.agent.fakes import FakeBackend
+from tests.conftest import build_app, running
 
 
 def test_squad_normalisation_and_scores() -> None:
@@ -69,12 +67,9 @@ script = search_then("<answer> Right </answer>", search="<search> batting hand <
 async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
     items = [QAItem("1", "What hand?", ("Right",)), QAItem("2", "Other hand?", ("Left",))]
     engine = ScriptedEngine(script)
-    app = create_app(Settings(cache_dir=tmp_path), engine=engine, search={"local": FakeBackend(name="local")})
+    app = build_app(Settings(cache_dir=tmp_path), engine=engine)
     results = tmp_path / "out" / "results.jsonl"
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http,
-    ):
+    async with running(app) as http:
         client = AsyncClient(base_url="http://t", http_client=http)
         options = {"max_tokens": 64}
         modes = ["self", "real", "off"]

@@ -16,6 +16,7 @@ from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
+from tests.conftest import running
 
 FAULTS = {
     "timeout": "timeout",
@@ -89,10 +90,7 @@ async def app_client(base_url: str, engine: ScriptedEngine) -> AsyncIterator[htt
         },
     )
     app = create_app(settings, engine=engine)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30) as client,
-    ):
+    async with running(app) as client:
         yield client
 
 

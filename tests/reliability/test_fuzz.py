@@ -5,22 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
-from tests.agent.fakes import FakeBackend
+from tests.conftest import build_app, running
 
 ENGINE = ScriptedEngine("<search> q </search><information> x </information><answer> a </answer>")
-APP = create_app(
-    Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_body_bytes=256 * 1024),
-    engine=ENGINE,
-    search={"local": FakeBackend(name="local")},
+APP = build_app(
+    Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_body_bytes=256 * 1024), engine=ENGINE
 )
 APP.state.service.set_engine(ENGINE)  # what the lifespan does; schemathesis calls the app without it
 SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
@@ -39,15 +35,8 @@ def test_no_input_gets_a_server_error(case) -> None:
 @pytest.fixture
 async def client():
     engine = ScriptedEngine("fine")
-    app = create_app(
-        Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_n=4),
-        engine=engine,
-        search={"local": FakeBackend(name="local")},
-    )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=10) as http,
-    ):
+    app = build_app(Settings(model=BASE_MODEL, cache_dir=Path("/nonexistent"), max_n=4), engine=engine)
+    async with running(app, timeout=10) as http:
         yield http
 
 

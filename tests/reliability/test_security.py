@@ -16,6 +16,7 @@ from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
+from tests.conftest import running
 
 API_KEY = "sk-service-4f1c9e"
 SERPER_KEY = "serper-secret-7d2a"
@@ -45,10 +46,7 @@ async def test_keys_never_appear_in_logs_errors_traces_or_metrics(caplog, tmp_pa
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(serper)),
     )
     texts = [repr(settings), settings.model_dump_json()]
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with running(app) as client:
         auth = {"Authorization": f"Bearer {API_KEY}"}
         body = {
             "model": "smollm2-135m-instruct",
@@ -92,10 +90,7 @@ async def test_every_key_is_compared_in_constant_time(monkeypatch, tmp_path: Pat
         Settings(model=BASE_MODEL, cache_dir=tmp_path, api_keys=["first", "second", "third"]),
         engine=ScriptedEngine(),
     )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with running(app) as client:
         ok = await client.get("/v1/models", headers={"Authorization": "Bearer first"})
     assert ok.status_code == 200
     assert calls == [b"first", b"second", b"third"]  # no early exit on the first match
@@ -125,10 +120,7 @@ async def test_adversarial_documents_in_the_local_corpus_cannot_inject(tmp_path:
     )
     settings = Settings(model=BASE_MODEL, cache_dir=tmp_path, search={"corpus": str(corpus)})
     app = create_app(settings, engine=ScriptedEngine(script))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client,
-    ):
+    async with running(app, timeout=60) as client:
         body = {
             "model": "smollm2-135m-instruct",
             "messages": [{"role": "user", "content": "q"}],
@@ -151,10 +143,7 @@ async def test_adversarial_documents_in_the_local_corpus_cannot_inject(tmp_path:
 async def test_cors_is_off_by_default_and_on_only_for_listed_origins(tmp_path: Path) -> None:
     async def preflight(settings: Settings, origin: str) -> httpx.Response:
         app = create_app(settings, engine=ScriptedEngine())
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-        ):
+        async with running(app) as client:
             return await client.options(
                 "/v1/chat/completions", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
             )

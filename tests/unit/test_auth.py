@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from service.engine.scripted import ScriptedEngine
-from tests.unit.conftest import Serve
-from tests.unit.helpers import SCRIPTED_TEXT, assert_error, chat
+from tests.conftest import Serve
+from tests.helpers import SCRIPTED_TEXT, assert_error, chat
 
 URL = "/v1/chat/completions"
 

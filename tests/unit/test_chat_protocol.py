@@ -6,8 +6,8 @@ import httpx
 
 from service import __version__
 from service.engine.scripted import ScriptedEngine, ScriptedReply
-from tests.unit.conftest import Serve
-from tests.unit.helpers import (
+from tests.conftest import Serve
+from tests.helpers import (
     HI_PROMPT_TOKENS,
     MODEL,
     SCRIPTED_TEXT,

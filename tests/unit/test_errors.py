@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from service.engine.scripted import ScriptedEngine
-from tests.unit.conftest import Serve
-from tests.unit.helpers import MODEL, assert_error, chat, metric
+from tests.conftest import Serve
+from tests.helpers import MODEL, assert_error, chat, metric
 
 URL = "/v1/chat/completions"
 

@@ -10,8 +10,8 @@ from service.engine.base import Engine
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
-from tests.unit.conftest import build_app, running
-from tests.unit.helpers import MODEL, SCRIPTED_TEXT, assert_error, chat, wait_until
+from tests.conftest import build_app, running
+from tests.helpers import MODEL, SCRIPTED_TEXT, assert_error, chat, wait_until
 
 URL = "/v1/chat/completions"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from service.engine.scripted import ScriptedEngine
-from tests.unit.conftest import Serve
-from tests.unit.helpers import assert_error, chat, metric, sse_json, wait_until
+from tests.conftest import Serve
+from tests.helpers import assert_error, chat, metric, sse_json, wait_until
 
 URL = "/v1/chat/completions"
 LONG_REPLY = " ".join(f"w{i}" for i in range(20))  # 20 tokens, 1 s at 0.05 s a token

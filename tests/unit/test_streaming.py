@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from service.engine.scripted import ScriptedEngine
-from tests.unit.conftest import Serve
-from tests.unit.helpers import (
+from tests.conftest import Serve
+from tests.helpers import (
     HI_PROMPT_TOKENS,
     MODEL,
     SCRIPTED_TEXT,

@@ -1,4 +1,4 @@
-"""Shared helpers of the unit tests: request bodies, the OpenAI error shape, SSE and metrics parsing."""
+"""Shared helpers of the tests: request bodies, the OpenAI error shape, SSE and metrics parsing."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ ERROR_KEYS = {"message", "type", "param", "code"}
 def chat(content: object = "Hi", **extra: object) -> dict[str, Any]:
     """A chat request body for the served model with one user message."""
     return {"model": MODEL, "messages": [{"role": "user", "content": content}], **extra}
+
+
+def ask(question: str = "What is the capital of France?", **extra: object) -> dict[str, Any]:
+    """A chat request body asking one question (the search modes answer it)."""
+    return chat(question, **extra)
 
 
 def count_tokens(text: str) -> int:

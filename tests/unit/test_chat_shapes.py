@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from service.engine.scripted import ScriptedEngine
-from tests.core.conftest import REPLY, chat, serve
+from tests.conftest import serve
+from tests.helpers import ask
+
+REPLY = "Paris is the capital of France."
 
 
 async def test_non_streaming_shape_and_usage() -> None:
     engine = ScriptedEngine(REPLY)
     async with serve(engine) as client:
-        r = await client.post("/v1/chat/completions", json=chat())
+        r = await client.post("/v1/chat/completions", json=ask())
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
@@ -26,17 +29,17 @@ async def test_non_streaming_shape_and_usage() -> None:
 
 
 async def test_max_tokens_and_max_completion_tokens() -> None:
-    async with serve() as client:
-        r = await client.post("/v1/chat/completions", json=chat(max_tokens=3))
-        both = await client.post("/v1/chat/completions", json=chat(max_tokens=3, max_completion_tokens=2))
+    async with serve(ScriptedEngine(REPLY)) as client:
+        r = await client.post("/v1/chat/completions", json=ask(max_tokens=3))
+        both = await client.post("/v1/chat/completions", json=ask(max_tokens=3, max_completion_tokens=2))
     assert r.json()["choices"][0]["finish_reason"] == "length"
     assert r.json()["usage"]["completion_tokens"] == 3
     assert both.json()["usage"]["completion_tokens"] == 2
 
 
 async def test_stop_strings_cut_the_text() -> None:
-    async with serve() as client:
-        r = await client.post("/v1/chat/completions", json=chat(stop=[" of", "zzz"]))
+    async with serve(ScriptedEngine(REPLY)) as client:
+        r = await client.post("/v1/chat/completions", json=ask(stop=[" of", "zzz"]))
     choice = r.json()["choices"][0]
     assert choice["message"]["content"] == "Paris is the capital"
     assert choice["finish_reason"] == "stop"
@@ -47,7 +50,7 @@ async def test_sampling_fields_reach_the_engine() -> None:
     async with serve(engine) as client:
         r = await client.post(
             "/v1/chat/completions",
-            json=chat(
+            json=ask(
                 n=3,
                 seed=41,
                 temperature=0.7,
@@ -69,16 +72,16 @@ async def test_sampling_fields_reach_the_engine() -> None:
 async def test_defaults_when_fields_are_absent() -> None:
     engine = ScriptedEngine(REPLY, context_length=100)
     async with serve(engine, default_max_tokens=50) as client:
-        await client.post("/v1/chat/completions", json=chat())
+        await client.post("/v1/chat/completions", json=ask())
     options = engine.calls[0].options
     assert (options.temperature, options.top_p, options.seed, options.logprobs) == (1.0, 1.0, None, None)
     assert options.max_tokens == min(50, 100 - len(engine.calls[0].prompt_token_ids))
 
 
 async def test_logprobs_shape() -> None:
-    async with serve() as client:
-        r = await client.post("/v1/chat/completions", json=chat(logprobs=True, top_logprobs=2))
-        plain = await client.post("/v1/chat/completions", json=chat(logprobs=True))
+    async with serve(ScriptedEngine(REPLY)) as client:
+        r = await client.post("/v1/chat/completions", json=ask(logprobs=True, top_logprobs=2))
+        plain = await client.post("/v1/chat/completions", json=ask(logprobs=True))
     content = r.json()["choices"][0]["logprobs"]["content"]
     assert "".join(e["token"] for e in content) == REPLY
     for entry in content:
@@ -89,7 +92,7 @@ async def test_logprobs_shape() -> None:
 
 async def test_unknown_fields_are_ignored_and_content_parts_are_joined() -> None:
     engine = ScriptedEngine(REPLY)
-    body = chat(tools=[], response_format={"type": "text"}, some_future_field=1)
+    body = ask(tools=[], response_format={"type": "text"}, some_future_field=1)
     body["messages"] = [
         {"role": "user", "content": [{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}]}
     ]
@@ -100,11 +103,11 @@ async def test_unknown_fields_are_ignored_and_content_parts_are_joined() -> None
 
 
 async def test_models_version_and_metrics() -> None:
-    async with serve() as client:
+    async with serve(ScriptedEngine(REPLY)) as client:
         models = (await client.get("/v1/models")).json()
         one = await client.get("/v1/models/smollm2-135m-instruct")
         version = (await client.get("/version")).json()
-        await client.post("/v1/chat/completions", json=chat())
+        await client.post("/v1/chat/completions", json=ask())
         metrics = (await client.get("/metrics")).text
     assert [m["id"] for m in models["data"]] == ["smollm2-135m-instruct"] and models["object"] == "list"
     assert one.json()["max_model_len"] == 2048

@@ -1,0 +1,86 @@
+"""The one test harness: the app built around a given engine and search backend, run with its
+lifespan and called in-process through httpx.ASGITransport.
+
+``async with serve(engine, backend, **settings) as client`` (importable, and the ``serve`` fixture);
+``build_app``/``running`` for tests that need the app itself (engine factories, load failures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.engine.base import Engine
+from service.engine.scripted import ScriptedEngine
+from service.search.base import SearchBackend
+from service.settings import Settings
+from tests.fakes import FakeBackend
+from tests.helpers import MODEL
+
+Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def build_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    backend: SearchBackend | None = None,
+    **create_kwargs: Any,
+) -> FastAPI:
+    """``create_app`` serving the plain base model, with ``backend`` (default: a fake 'local', so no
+    index is ever built) in place of the backend of its name."""
+    backend = backend or FakeBackend(name="local")
+    create_kwargs.setdefault("search", {backend.name: backend})
+    return create_app(settings or Settings(model=MODEL), engine=engine, **create_kwargs)
+
+
+@asynccontextmanager
+async def running(app: FastAPI, *, timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (which attaches or loads the engine) around an in-process client."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=timeout) as client:
+            yield client
+
+
+def serve(
+    engine: Engine | None = None, backend: SearchBackend | None = None, **settings: Any
+) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client of an app serving ``engine`` (default: a ScriptedEngine) with ``backend`` and
+    ``settings`` (the plain base model unless ``model`` is given)."""
+    app = build_app(
+        Settings(**{"model": MODEL, **settings}), engine=engine or ScriptedEngine(), backend=backend
+    )
+    return running(app)
+
+
+@pytest.fixture(name="serve")
+def serve_fixture() -> Serve:
+    """``async with serve(engine, backend, **settings) as client``."""
+    return serve
+
+
+@pytest.fixture
+def engine() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture
+async def client(engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with default settings serving the ``engine`` fixture."""
+    async with serve(engine) as c:
+        yield c
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ssrl-train smoke run loads and trains the real model: e2e, like tests/e2e (whose own
+    conftest marks its tests)."""
+    for item in items:
+        if item.path.name == "test_train_smoke.py":
+            item.add_marker(pytest.mark.e2e)

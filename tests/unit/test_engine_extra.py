@@ -1,0 +1,60 @@
+"""``engine.extra``: any vLLM engine argument the settings tree does not mirror reaches AsyncEngineArgs."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+from pydantic_settings import CliApp
+
+from service.engine import vllm as vllm_engine
+from service.settings import EngineSettings, Settings
+
+
+class _Args:
+    """Stands in for vLLM's AsyncEngineArgs: records what it was built with, refuses an unknown name."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if "no_such_option" in kwargs:
+            raise TypeError("AsyncEngineArgs.__init__() got an unexpected keyword argument 'no_such_option'")
+        self.kwargs = kwargs
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("vllm.engine.arg_utils")
+    module.AsyncEngineArgs = _Args  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm.engine.arg_utils", module)
+    monkeypatch.setattr(vllm_engine, "cuda_available", lambda: False)
+
+
+def test_extra_reaches_the_engine_args(fake_vllm: None) -> None:
+    args = vllm_engine.engine_args("m", "served", EngineSettings(extra={"swap_space": 4, "max_logprobs": 40}))
+    assert args.kwargs["swap_space"] == 4 and args.kwargs["max_logprobs"] == 40
+    assert args.kwargs["model"] == "m" and args.kwargs["enable_prefix_caching"] is True
+
+
+def test_an_unknown_or_mirrored_argument_is_refused(fake_vllm: None) -> None:
+    with pytest.raises(ValueError, match="engine.extra: .*'no_such_option'"):
+        vllm_engine.engine_args("m", "s", EngineSettings(extra={"no_such_option": 1}))
+    with pytest.raises(ValueError, match="engine.extra sets max_num_seqs"):
+        vllm_engine.engine_args("m", "s", EngineSettings(extra={"max_num_seqs": 8}))
+
+
+def test_extra_from_the_environment_and_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSRL_ENGINE__EXTRA", '{"swap_space": 4}')
+    assert Settings().engine.extra == {"swap_space": 4}
+    monkeypatch.delenv("SSRL_ENGINE__EXTRA")
+    assert Settings().engine.extra == {}
+    cli = CliApp.run(Settings, cli_args=["--engine.extra", '{"max_logprobs": 40}'])
+    assert cli.engine.extra == {"max_logprobs": 40}
+
+
+def test_vllm_itself_validates_extra() -> None:
+    pytest.importorskip("vllm")
+    args = vllm_engine.engine_args("m", "served", EngineSettings(extra={"max_logprobs": 7}))
+    assert args.max_logprobs == 7
+    with pytest.raises(ValueError, match="no_such_option"):
+        vllm_engine.engine_args("m", "served", EngineSettings(extra={"no_such_option": 1}))
