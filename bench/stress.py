@@ -22,6 +22,7 @@ import httpx
 import psutil
 
 from bench._util import ssrl_server, table, write_json
+from service.protocol import SEARCH_MODES
 from service.settings import EMBEDDED_MODEL_NAME
 
 MODEL = EMBEDDED_MODEL_NAME
@@ -31,7 +32,7 @@ QUESTIONS = [
     "Where is Mount Everest?",
     "Who painted the Mona Lisa?",
 ]
-MODES = ["off", "self", "real", "entropy"]
+MODES = list(SEARCH_MODES)
 
 
 def rss_mib(pid: int) -> float:

@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal
 
 import httpx
 from pydantic import Field, SecretStr
@@ -17,9 +16,14 @@ from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 from service.eval.datasets import load_dataset
 from service.eval.report import markdown, plot, summarise
 from service.eval.runner import read_results, run_eval
+from service.protocol import SearchMode
 from ssrl_client import AsyncClient
 
 logger = logging.getLogger("service.eval")
+
+
+def _agent_modes() -> list[SearchMode]:
+    return ["self", "real", "entropy"]
 
 
 class EvalSettings(BaseSettings):
@@ -37,9 +41,7 @@ class EvalSettings(BaseSettings):
     api_key: SecretStr | None = Field(default=None, description="Its API key.")
     dataset: Path | None = Field(default=None, description="JSONL QA set; unset = fanoutqa's dev questions.")
     limit: int | None = Field(default=None, ge=1, le=1_000_000, description="Ask only the first N questions.")
-    modes: list[Literal["self", "real", "entropy", "off"]] = Field(
-        default_factory=lambda: ["self", "real", "entropy"], description="Search modes to compare."
-    )
+    modes: list[SearchMode] = Field(default_factory=_agent_modes, description="Search modes to compare.")
     backend: str | None = Field(
         default=None, max_length=64, description="Search backend; unset = the server's."
     )
