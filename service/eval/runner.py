@@ -61,7 +61,7 @@ async def ask_one(
     try:
         if force_search and mode != "off":
             options = dict(options)
-            search = {k: options.pop(k) for k in ("backend", "top_k") if k in options}
+            search: dict[str, Any] = {k: options.pop(k) for k in ("backend", "top_k") if k in options}
             messages: list[dict[str, Any]] = [
                 {"role": "user", "content": item.question},
                 {"role": "assistant", "content": f"<search> {item.question} </search>"},

@@ -34,7 +34,10 @@ def ask(client: openai.OpenAI, question: str, mode: str) -> openai.types.chat.Ch
 
 
 @pytest.fixture(scope="module")
-def runs(client: openai.OpenAI) -> dict[str, list[openai.types.chat.ChatCompletion]]:
+def runs(server: RunningServer) -> dict[str, list[openai.types.chat.ChatCompletion]]:
+    client = openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key=server.api_key, max_retries=0, timeout=120
+    )
     return {mode: [ask(client, q, mode) for q, _ in QUESTIONS] for mode in ("real", "self", "entropy")}
 
 
