@@ -22,7 +22,7 @@ from service.eval.scoring import normalize_answer
 from service.search.corpus import embedded_corpus_path
 from service.search.local import LocalIndex
 from train.qa import QA, Fact, facts_of, phrase
-from train.trajectories import Builder, Trajectory
+from train.trajectories import Builder, Trajectory, vague_queries
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def build_dataset(
     fanout = {normalize_answer(item.question) for item in load_fanoutqa_dev()}
     train_facts = [f for f in by_split["train"] if f.kind != "description"]
     titles = [f for f in by_split["train"] if f.kind == "description"]
-    builder.prefetch([q for f in by_split["train"] for q in (*f.queries, *_vague(f))])
+    builder.prefetch([q for f in by_split["train"] for q in (*f.queries, *vague_queries(f))])
     names, weights = mix.kinds()
     made: list[Trajectory] = []
     asked: list[QA] = []
@@ -152,12 +152,6 @@ def build_dataset(
     )
     logger.info("data: %s", stats)
     return stats
-
-
-def _vague(fact: Fact) -> list[str]:
-    from train.trajectories import _vague_queries
-
-    return _vague_queries(fact)
 
 
 def _eval_row(qa: QA) -> dict[str, object]:

@@ -199,7 +199,7 @@ class Builder:
                 Segment(self._found(rng, fact, doc), True),
             ]
         elif kind in ("real_twice", "hybrid"):
-            vague = [q for q in _vague_queries(fact) if self.misses(q, fact)]
+            vague = [q for q in vague_queries(fact) if self.misses(q, fact)]
             if not good or not vague:
                 return None
             first = rng.choice(vague)
@@ -235,7 +235,7 @@ class Builder:
         return Segment(self.observation.render(self.results(query)), False)
 
 
-def _vague_queries(fact: Fact) -> list[str]:
+def vague_queries(fact: Fact) -> list[str]:
     """First queries that are too vague to find the fact: the relation alone, or one word of the
     subject with it."""
     words = [w for w in re.findall(r"[A-Za-z]+", fact.subject) if len(w) > 3]

@@ -16,34 +16,29 @@ import pytest
 from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepare_embedded_model
 from service.eval.datasets import load_jsonl
 from service.settings import Settings
-from train.__main__ import TrainSettings, run
+from train.__main__ import main
 from train.trainer import TrainConfig, lr_at
+
+
+def _args(out: Path, *extra: str) -> list[str]:
+    """The command line of a tiny run (the cache is the server's default one)."""
+    return [
+        "--output",
+        str(out),
+        "--trajectories",
+        "12",
+        "--batch-size",
+        "4",
+        "--max-batch-tokens",
+        "3072",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    argv = [
-        "--output",
-        str(out),
-        "--trajectories",
-        "12",
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--max-batch-tokens",
-        "3072",
-    ]
-    settings = TrainSettings(
-        output=out,
-        trajectories=12,
-        steps=2,
-        batch_size=4,
-        max_batch_tokens=3072,
-        cache_dir=Settings().cache_dir,
-    )
-    run(settings, argv)
+    assert main(_args(out, "--steps", "2")) == 0
     return out
 
 
@@ -67,16 +62,7 @@ def test_the_pipeline_writes_splits_trajectories_an_adapter_and_its_card(trained
 
 
 def test_a_run_resumes_from_its_checkpoint_and_stops_where_asked(trained: Path) -> None:
-    settings = TrainSettings(
-        output=trained,
-        trajectories=12,
-        steps=6,
-        stop_at=3,
-        batch_size=4,
-        max_batch_tokens=3072,
-        cache_dir=Settings().cache_dir,
-    )
-    run(settings, ["--steps", "6", "--stop-at", "3"])
+    assert main(_args(trained, "--steps", "6", "--stop-at", "3")) == 0
     log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]  # steps 1-2 were not run again, 4-6 not at all
     assert log[2]["lr"] == pytest.approx(lr_at(2, TrainConfig(steps=6)))  # on the 6-step schedule
