@@ -50,7 +50,9 @@ class TrainSettings(BaseSettings):
     trajectories: int = Field(default=2600, ge=1, le=1_000_000, description="Training trajectories to make.")
     steps: int = Field(default=300, ge=1, le=1_000_000, description="Optimizer steps.")
     batch_size: int = Field(default=8, ge=1, le=1024, description="Sequences per step (at most).")
-    max_batch_tokens: int = Field(default=6144, ge=256, description="Padded tokens per step (at most).")
+    max_batch_tokens: int = Field(
+        default=6144, ge=256, description="Tokens per step (at most; longest sequence x sequences)."
+    )
     lr: float = Field(default=4e-4, gt=0, le=1.0, description="Peak learning rate (cosine to 10 %).")
     rank: int = Field(default=16, ge=1, le=512, description="LoRA rank (all attention and MLP projections).")
     seed: int = Field(default=0, ge=0, description="Seed of data, sampling and initialisation.")

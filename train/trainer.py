@@ -23,8 +23,8 @@ from train.trajectories import Trajectory
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
-#: Batch widths are padded to a multiple of this: a few distinct shapes keep CPU kernels' caches and
-#: the allocator from growing without bound (every new width was measured to add memory for good).
+#: Micro-batches of several sequences are padded to a multiple of this width, so CPU kernels and the
+#: allocator see a few distinct shapes rather than one per batch. (One sequence needs no padding.)
 WIDTH_MULTIPLE = 64
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 END_OF_TURN = "<|im_end|>"
