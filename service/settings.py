@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.engine.model_files import SSRL_MODEL
 from service.protocol import SEARCH_MODES as SEARCH_MODES  # re-exported: the modes live in protocol
 from service.protocol import SearchMode
 from service.search.settings import SearchSettings
 
 #: The default model: SmolLM2-135M-Instruct taught the SSRL protocol here (``ssrl-train``), shipped as a
 #: LoRA adapter merged into the embedded base once. ``--model smollm2-135m-instruct`` serves the plain base.
-EMBEDDED_MODEL_NAME = "ssrl-smollm2-135m"
+EMBEDDED_MODEL_NAME = SSRL_MODEL
 
 
 def _default_cache_dir() -> Path:

@@ -125,9 +125,7 @@ class Builder:
     def prefetch(self, queries: Sequence[str]) -> None:
         """Run many searches in one batch (bm25s is much faster batched)."""
         todo = sorted({q for q in queries if q not in self._results})
-        for query, hits in zip(todo, self.index.search_many(todo, self.top_k), strict=True):
-            docs = self.index.docs
-            found = [Doc(docs[i].title, docs[i].text, docs[i].url, s) for i, s in hits]
+        for query, found in zip(todo, self.index.search_docs(todo, self.top_k), strict=True):
             self._results[query] = clean_results(found, self.top_k, self.result_words)
 
     def results(self, query: str) -> list[Doc]:

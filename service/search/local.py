@@ -107,12 +107,16 @@ class LocalIndex:
             for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
 
-    def search(self, query: str, top_k: int) -> list[Doc]:
+    def search_docs(self, queries: list[str], top_k: int) -> list[list[Doc]]:
+        """The documents of each query, best first, with their scores (one batched retrieval)."""
         docs = self.corpus.docs
         return [
-            Doc(docs[i].title, docs[i].text, docs[i].url, score)
-            for i, score in self.search_many([query], top_k)[0]
+            [Doc(docs[i].title, docs[i].text, docs[i].url, score) for i, score in hits]
+            for hits in self.search_many(queries, top_k)
         ]
+
+    def search(self, query: str, top_k: int) -> list[Doc]:
+        return self.search_docs([query], top_k)[0]
 
 
 class LocalBackend:
