@@ -19,7 +19,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from service.agent.prompts import PRESETS
-from service.engine.model_files import SSRL_ADAPTER_DIR, prepare_embedded_model
+from service.engine.model_files import BASE_MODEL, SSRL_ADAPTER_DIR, prepare_embedded_model
 from service.search.local import LocalIndex
 from train.card import write_card
 from train.data import Mix, build_dataset, read_trajectories
@@ -79,19 +79,16 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     out = settings.output
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    base = prepare_embedded_model(settings.cache_dir, "smollm2-135m-instruct")
+    base = prepare_embedded_model(settings.cache_dir, BASE_MODEL)
     index = LocalIndex.load(None, settings.cache_dir / "indexes")
     data_dir = out / "data"
     recipe = settings.model_dump(
         mode="json", include={"trajectories", "seed", "top_k", "result_words", "self_only"}
     )
     stats_file = data_dir / "stats.json"
-    if (
-        settings.reuse_data
-        and stats_file.is_file()
-        and json.loads(stats_file.read_text()).get("recipe") == recipe
-    ):
-        stats = json.loads(stats_file.read_text())
+    earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
+    if earlier.get("recipe") == recipe:
+        stats = earlier
         logger.info("reusing the data in %s", data_dir)
     else:
         builder = Builder(
