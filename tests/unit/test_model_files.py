@@ -143,6 +143,30 @@ def test_default_model_is_the_base_with_the_shipped_adapter_merged_once(
     assert len(merges) == 2
 
 
+def test_a_copy_of_the_same_adapter_reuses_the_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keyed by content: another checkout (a worktree, an image layer, a fresh clone with new
+    mtimes) of the same adapter does not merge again; a changed adapter does."""
+    _fake_gguf(tmp_path, monkeypatch)
+    monkeypatch.setattr(
+        model_files, "_convert_gguf", lambda gguf, work: (work / "config.json").write_text("{}")
+    )
+    merges: list[Path] = []
+
+    def merge(base: Path, lora: Path, work: Path) -> None:
+        merges.append(lora)
+        (work / "config.json").write_text("{}")
+
+    monkeypatch.setattr(model_files, "_merge_adapter", merge)
+    cache = tmp_path / "cache"
+    for checkout in ("a", "b"):
+        monkeypatch.setattr(model_files, "SSRL_ADAPTER_DIR", _fake_adapter(tmp_path / checkout))
+        resolve_model(None, cache)
+    assert merges == [tmp_path / "a"]
+    _fake_adapter(tmp_path / "b", b"retrained")
+    resolve_model(None, cache)
+    assert merges == [tmp_path / "a", tmp_path / "b"]
+
+
 def test_an_adapter_directory_is_merged_into_the_embedded_base(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
