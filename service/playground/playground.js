@@ -156,7 +156,9 @@
   }
 
   function latencyText(step) {
-    return step && typeof step.latency_ms === "number" ? Math.round(step.latency_ms) + " ms" : "";
+    if (!step || typeof step.latency_ms !== "number") return "";
+    const ms = step.latency_ms;
+    return (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + " ms";
   }
 
   /** One answer being streamed: its state and the elements that show it. */
@@ -194,11 +196,13 @@
     onChunk(chunk) {
       if (chunk.error) throw new ApiError(chunk.error.code === "backend_unavailable" ? 400 : 500,
         "The server reported an error mid-stream: " + chunk.error.message, chunk.error.code);
-      if (this.firstToken === null) this.firstToken = performance.now();
       if (chunk.search_step) this.steps.push({ step: chunk.search_step, offset: this.text.length });
       if (chunk.usage) this.usage = chunk.usage;
       for (const choice of chunk.choices || []) {
         const delta = choice.delta || {};
+        if ((delta.reasoning_content || delta.content) && this.firstToken === null) {
+          this.firstToken = performance.now();
+        }
         if (delta.reasoning_content) this.text += delta.reasoning_content;
         if (delta.content) this.answer += delta.content;
         if (choice.finish_reason) this.finish = choice.finish_reason;

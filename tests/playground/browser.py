@@ -32,7 +32,9 @@ def chrome() -> WebDriver:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if binary is None or driver_path is None:
-        pytest.fail("the browser tests need chromium and chromium-driver: run `bash scripts/setup.sh --test` as root")
+        pytest.fail(
+            "the browser tests need chromium and chromium-driver: run `bash scripts/setup.sh --test` as root"
+        )
     os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium-manager reach the network
     options = webdriver.ChromeOptions()
     options.binary_location = binary
@@ -50,7 +52,9 @@ def chrome() -> WebDriver:
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
 
 
-def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 30, what: str = "") -> T:
+def wait_for(
+    driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 30, what: str = ""
+) -> T:
     return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message=what)
 
 
@@ -114,7 +118,9 @@ class Page:
         """
         return list(self.driver.execute_script(script))
 
-    def wait_runs(self, done: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str) -> list[dict[str, Any]]:
+    def wait_runs(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str
+    ) -> list[dict[str, Any]]:
         def check(_: WebDriver) -> list[dict[str, Any]] | None:
             runs = self.runs()
             return runs if runs and done(runs) else None
