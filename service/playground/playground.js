@@ -254,6 +254,11 @@
           const line = el("div", "search");
           line.append(el("span", "chip-label", "search"), el("span", "chip query", block.text));
           if (step) line.append(el("span", "source source-" + step.source, step.source));
+          if (step && typeof step.uncertainty === "number") {
+            const score = el("span", "uncertainty", "uncertainty " + step.uncertainty.toFixed(2));
+            score.title = "mean token entropy of the query (entropy mode sends it to the backend when higher than the previous one's, or above the threshold)";
+            line.append(score);
+          }
           out.push(line);
           const chip = el("li", "chip query", block.text);
           if (step) chip.dataset.source = step.source;

@@ -28,6 +28,7 @@ from tests.e2e.launcher import RunningServer, free_port, start_server
 from tests.playground.browser import Page, chrome, wait_for
 
 QUESTION = "Who wrote Hamlet?"
+LOOPING_QUESTION = "Which country was Helmut Kohl from?"
 XSS = '&lt;img src=x onerror="window.__xss=1"&gt; quoted markup &lt;script&gt;window.__xss=2&lt;/script&gt;'
 RESULTS = [
     {
@@ -146,6 +147,7 @@ def test_each_mode_streams_its_steps(page: Page, searxng: FakeSearxng, live_serv
     (run,) = page.wait_finished(180)
     assert run["outcome"] == "done", run
     _real_search_shown(run, searxng)  # the first search of a trajectory always goes to the backend
+    assert re.fullmatch(r"uncertainty \d+\.\d\d", run["scores"][0]), run  # the query's score, shown
 
     page.set_field("max-tokens", "48")
     page.ask(QUESTION, "off")
@@ -196,7 +198,9 @@ def test_compare_runs_three_modes_side_by_side(
 
 def test_stop_aborts_the_engine_request(page: Page, live_server: RunningServer) -> None:
     page.set_field("max-tokens", "1500")
-    page.ask(QUESTION, "self")
+    # greedy self-search repeats its own <information> to the budget on this one (eval-ssrl-test):
+    # the generation runs for many seconds, so the click lands mid-answer
+    page.ask(LOOPING_QUESTION, "self")
     page.wait_runs(lambda r: r[0]["outcome"] == "running" and r[0]["thinks"], 60, "no streamed text")
     assert live_server.metric("ssrl_engine_unfinished_requests") == 1  # still generating
     page.el("stop").click()

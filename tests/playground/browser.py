@@ -97,15 +97,17 @@ class Page:
         const heads = [...document.querySelectorAll('#output h2.head')];
         const view = document.querySelector('#output .view');
         const cells = (cls) => [...view.querySelectorAll('.cell.' + cls)];
+        const texts = (i, css) => [...cells('trajectory')[i].querySelectorAll(css)].map(c => c.textContent);
         return heads.map((head, i) => ({
           mode: head.dataset.mode,
           outcome: head.dataset.outcome || 'running',
           status: cells('status')[i].textContent,
           httpStatus: cells('status')[i].dataset.status || null,
           answer: cells('answer')[i].textContent,
-          chips: [...cells('trajectory')[i].querySelectorAll('.search .query')].map(c => c.textContent),
-          sources: [...cells('trajectory')[i].querySelectorAll('.search .source')].map(c => c.textContent),
-          thinks: [...cells('trajectory')[i].querySelectorAll('.think')].map(c => c.textContent),
+          chips: texts(i, '.search .query'),
+          sources: texts(i, '.search .source'),
+          scores: texts(i, '.search .uncertainty'),
+          thinks: texts(i, '.think'),
           infos: [...cells('trajectory')[i].querySelectorAll('details.info')].map(d => ({
             writer: d.dataset.writer,
             label: d.querySelector('.writer').textContent,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from service.engine.base import SamplingOptions
@@ -159,6 +160,7 @@ def test_each_information_block_says_who_wrote_it(driver: WebDriver) -> None:
         assert run["mode"] == "real" and run["outcome"] == "done", run
         assert run["answer"] == "Paris"
         assert run["chips"] == ["capital of France"] and run["sources"] == ["real"]
+        assert run["scores"] == []  # no uncertainty outside entropy mode
         (info,) = run["infos"]
         assert info["writer"] == "real" and info["label"] == "written by local"
         assert re.fullmatch(r"\d+(\.\d)? ms", info["latency"])
@@ -246,3 +248,19 @@ def test_the_key_lives_in_session_storage_never_in_the_url(driver: WebDriver) ->
         (run,) = page.wait_finished(30)
         assert run["outcome"] == "done" and run["answer"] == "Paris"
         assert "key" not in driver.current_url
+
+
+def test_an_opened_block_stays_open_while_the_answer_streams(driver: WebDriver) -> None:
+    engine = ScriptedEngine(script=script, token_delay=0.1)
+    app = build_app(Settings(model=MODEL, search_mode="self"), engine=engine)
+    with live(app) as url:
+        page = Page(driver, url).open()
+        page.ask("What is the capital of France?")
+        page.wait_runs(lambda r: r[0]["infos"] and r[0]["outcome"] == "running", 10, "no streaming block")
+        driver.find_element(By.CSS_SELECTOR, "details.info summary").click()
+        (run,) = page.wait_finished(30)
+        assert run["answer"] == "Paris"  # the page re-drew the trajectory many times meanwhile
+        assert driver.find_element(By.CSS_SELECTOR, "details.info").get_attribute("open") is not None
+        assert driver.find_element(By.CSS_SELECTOR, "details.info .info-text").text == (
+            "Paris is the capital of France."
+        )
