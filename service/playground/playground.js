@@ -161,6 +161,56 @@
     return (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + " ms";
   }
 
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  const UNCERTAINTY_HINT = "mean token entropy of the query: entropy mode sends it to the backend when it is " +
+    "higher than the previous query's (or above the threshold)";
+
+  /** An empty node for a trajectory block of this tag; updateBlock fills it. */
+  function blockNode(tag) {
+    let node;
+    if (tag === "search") {
+      node = el("div", "search");
+      const score = el("span", "uncertainty");
+      score.title = UNCERTAINTY_HINT;
+      node.append(el("span", "chip-label", "search"), el("span", "chip query"), el("span", "source"), score);
+    } else if (tag === "information") {
+      node = el("details", "info");
+      const summary = el("summary");
+      summary.append(el("span", "info-tag", "information"), el("span", "writer"), el("span", "latency"),
+        el("span", "streaming"));
+      node.append(summary, el("pre", "info-text"));
+    } else {
+      node = el("div", { think: "think", answer: "answer-tag" }[tag] || "plain");
+    }
+    node.dataset.block = tag;
+    return node;
+  }
+
+  function updateBlock(node, block, step) {
+    if (block.tag === "search") {
+      const [, query, source, score] = node.children;
+      setText(query, block.text);
+      setText(source, step ? step.source : "");
+      source.className = step ? "source source-" + step.source : "source";
+      setText(score, step && typeof step.uncertainty === "number" ? "uncertainty " + step.uncertainty.toFixed(2) : "");
+    } else if (block.tag === "information") {
+      const writer = writerOf(step);
+      const [summary, text] = node.children;
+      const [, label, latency, streaming] = summary.children;
+      node.className = "info info-" + writer.kind;
+      node.dataset.writer = writer.kind;
+      setText(label, writer.label);
+      setText(latency, writer.kind === "model" ? "" : latencyText(step));
+      setText(streaming, block.closed ? "" : "…");
+      setText(text, block.text);
+    } else {
+      setText(node, block.text);
+    }
+  }
+
   /** One answer being streamed: its state and the elements that show it. */
   class Run {
     constructor(mode, cells) {
@@ -172,7 +222,6 @@
       this.trace = null;
       this.usage = null;
       this.finish = null;
-      this.openInfo = new Set();
       this.started = performance.now();
       this.firstToken = null;
       this.ended = null;
@@ -180,11 +229,6 @@
       this.pending = false;
       cells.head.textContent = mode;
       cells.head.dataset.mode = mode;
-      cells.trajectory.addEventListener("toggle", (event) => {
-        const index = event.target.dataset && event.target.dataset.index;
-        if (index === undefined) return;
-        if (event.target.open) this.openInfo.add(index); else this.openInfo.delete(index);
-      }, true);
       this.setStatus("Asking…", "running");
     }
 
@@ -243,54 +287,33 @@
     render() {
       const blocks = parseTrajectory(this.text);
       const { bySearch, byInfo } = this.attribute(blocks);
-      const out = [];
-      const chips = [];
-      let infoIndex = 0;
-      for (const block of blocks) {
-        if (block.tag === "think") {
-          out.push(el("div", "think", block.text));
-        } else if (block.tag === "search") {
-          const step = bySearch.get(block);
-          const line = el("div", "search");
-          line.append(el("span", "chip-label", "search"), el("span", "chip query", block.text));
-          if (step) line.append(el("span", "source source-" + step.source, step.source));
-          if (step && typeof step.uncertainty === "number") {
-            const score = el("span", "uncertainty", "uncertainty " + step.uncertainty.toFixed(2));
-            score.title = "mean token entropy of the query (entropy mode sends it to the backend when higher than the previous one's, or above the threshold)";
-            line.append(score);
-          }
-          out.push(line);
-          const chip = el("li", "chip query", block.text);
-          if (step) chip.dataset.source = step.source;
-          chips.push(chip);
-        } else if (block.tag === "information") {
-          const step = byInfo.get(block);
-          const writer = writerOf(step);
-          const details = el("details", "info info-" + writer.kind);
-          const index = String(infoIndex++);
-          details.dataset.index = index;
-          details.dataset.writer = writer.kind;
-          details.open = this.openInfo.has(index);
-          const summary = el("summary");
-          summary.append(el("span", "info-tag", "information"), el("span", "writer", writer.label));
-          const latency = writer.kind === "model" ? "" : latencyText(step);
-          if (latency) summary.append(el("span", "latency", latency));
-          if (!block.closed) summary.append(el("span", "streaming", "…"));
-          details.append(summary, el("pre", "info-text", block.text));
-          out.push(details);
-        } else if (block.tag === "answer") {
-          out.push(el("div", "answer-tag", block.text));
-        } else {
-          out.push(el("div", "plain", block.text));
+      // Nodes are kept and updated in place: a block being read or clicked (an opened
+      // <information>) is never replaced while the text streams in.
+      const container = this.cells.trajectory;
+      blocks.forEach((block, i) => {
+        const step = block.tag === "search" ? bySearch.get(block) : byInfo.get(block);
+        let node = container.children[i];
+        if (!node || node.dataset.block !== block.tag) {
+          const fresh = blockNode(block.tag);
+          if (node) node.replaceWith(fresh); else container.append(fresh);
+          node = fresh;
         }
-      }
-      this.cells.trajectory.replaceChildren(...out);
+        updateBlock(node, block, step);
+      });
+      while (container.children.length > blocks.length) container.lastElementChild.remove();
+
+      const chips = blocks.filter((b) => b.tag === "search").map((b) => {
+        const chip = el("li", "chip query", b.text);
+        const step = bySearch.get(b);
+        if (step) chip.dataset.source = step.source;
+        return chip;
+      });
       const list = el("ol", "chips");
       list.append(...chips);
       this.cells.searches.replaceChildren(chips.length ? list : el("span", "none", this.mode === "off" ? "no search loop" : "no search yet"));
       const last = blocks.filter((b) => b.tag === "answer").pop();
       const answer = this.answer || (this.mode === "off" ? "" : (last ? last.text : ""));
-      this.cells.answer.textContent = answer;
+      setText(this.cells.answer, answer);
       this.cells.answer.classList.toggle("empty", !answer);
       this.renderStats();
     }
@@ -357,10 +380,15 @@
       const response = await post(requestBody(question, run.mode), controller.signal,
         (message, kind) => run.setStatus(message, kind));
       run.setStatus("Streaming…", "running");
+      let complete = false;
       for await (const data of sseData(response)) {
-        if (data === "[DONE]") break;
+        if (data === "[DONE]") {
+          complete = true;
+          break;
+        }
         run.onChunk(JSON.parse(data));
       }
+      if (!complete) throw new Error("the stream ended before the server finished it");
       run.finishWith("done", run.answer || run.mode === "off" ? "Done." : "Done, without an answer.", "done");
     } catch (error) {
       if (error && error.name === "AbortError") {

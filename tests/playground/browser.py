@@ -97,7 +97,8 @@ class Page:
         const heads = [...document.querySelectorAll('#output h2.head')];
         const view = document.querySelector('#output .view');
         const cells = (cls) => [...view.querySelectorAll('.cell.' + cls)];
-        const texts = (i, css) => [...cells('trajectory')[i].querySelectorAll(css)].map(c => c.textContent);
+        const texts = (i, css) =>
+          [...cells('trajectory')[i].querySelectorAll(css)].map(c => c.textContent).filter(t => t);
         return heads.map((head, i) => ({
           mode: head.dataset.mode,
           outcome: head.dataset.outcome || 'running',
