@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 
 from service.engine.base import (
     ChatMessageDict,
@@ -23,6 +24,7 @@ from service.engine.base import (
 )
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
+_K = SamplingOptions(max_tokens=1)
 
 
 @dataclass
@@ -129,6 +131,29 @@ class ScriptedEngine:
     async def generate(
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
+        """The scripted reply; the first chunk carries the prompt logprobs when they are asked for."""
+        first = True
+        async with aclosing(self._generate(prompt_token_ids, options, request_id)) as chunks:
+            async for chunk in chunks:
+                if first and options.prompt_logprobs is not None:
+                    chunk.prompt_logprobs = self._prompt_logprobs(prompt_token_ids, options.prompt_logprobs)
+                first = False
+                yield chunk
+
+    def _prompt_logprobs(self, prompt_token_ids: list[int], k: int) -> list[TokenLogprob | None]:
+        """None for the first token (nothing precedes it), then a logprob per token that varies
+        with its position, with ``k`` alternatives as for generated tokens."""
+        out: list[TokenLogprob | None] = [None]
+        for position, token_id in enumerate(prompt_token_ids[1:], start=1):
+            value = -0.25 * (1 + position % 4)
+            piece = self._words[token_id]
+            entry = self._logprob(ScriptedReply(piece, [value]), 0, replace(_K, logprobs=k), piece)
+            out.append(entry[0] if entry else None)
+        return out
+
+    async def _generate(
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+    ) -> AsyncGenerator[GenerationChunk, None]:
         if request_id in self._running:
             raise EngineError(f"request id {request_id} already running")
         prompt = self.decode(prompt_token_ids)
