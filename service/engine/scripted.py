@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from service.engine.base import (
     ChatMessageDict,
     EngineError,
+    EngineInputError,
     GenerationChunk,
     SamplingOptions,
     TokenLogprob,
@@ -77,6 +78,9 @@ class ScriptedEngine:
     token_delay: float = 0.0
     #: Raise EngineError after this many tokens of every generation (None: never).
     fail_after_tokens: int | None = None
+    #: Refuse every request at admission with EngineInputError and this message, as vLLM refuses
+    #: a schema its structured outputs cannot compile (None: never).
+    refuse_input: str | None = None
     calls: list[ScriptedCall] = field(default_factory=list)
     _vocab: dict[str, int] = field(default_factory=dict)
     _words: list[str] = field(default_factory=list)
@@ -156,6 +160,8 @@ class ScriptedEngine:
     ) -> AsyncGenerator[GenerationChunk, None]:
         if request_id in self._running:
             raise EngineError(f"request id {request_id} already running")
+        if self.refuse_input is not None:
+            raise EngineInputError(self.refuse_input)
         prompt = self.decode(prompt_token_ids)
         self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id))
         reply = self._next_reply(prompt, options)
