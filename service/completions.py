@@ -54,7 +54,7 @@ def _prompt(engine: Engine, index: int, prompt: str | list[int], total: int) -> 
     param = "prompt" if total == 1 else f"prompt[{index}]"
     if isinstance(prompt, str):
         try:
-            ids = engine.encode(prompt)
+            ids = engine.encode(prompt, add_special_tokens=True)  # as vLLM tokenises a text prompt
         except (ValueError, TypeError) as exc:
             raise InvalidRequestError(f"{param} cannot be tokenised: {exc}", param=param) from exc
         text = prompt

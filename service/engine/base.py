@@ -97,8 +97,9 @@ class Engine(Protocol):
     def render_chat(self, messages: list[ChatMessageDict]) -> str:
         """Apply the model's chat template, ending with the assistant generation prompt."""
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no special tokens added)."""
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of ``text``; with ``add_special_tokens`` the tokenizer's own (a BOS token for
+        some models), as vLLM's text completions tokenise a prompt."""
 
     def decode(self, token_ids: list[int]) -> str:
         """The text of ``token_ids``."""

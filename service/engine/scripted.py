@@ -97,7 +97,8 @@ class ScriptedEngine:
             self._words.append(piece)
         return self._vocab[piece]
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Word-boundary tokens; this tokenizer has no special tokens to add."""
         return [self._id(piece) for piece in _TOKEN.findall(text)]
 
     def decode(self, token_ids: Sequence[int]) -> str:
