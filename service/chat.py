@@ -16,6 +16,7 @@ from service.engine.base import (
     ChatMessageDict,
     Engine,
     EngineError,
+    EngineInputError,
     GenerationChunk,
     SamplingOptions,
     TokenLogprob,
@@ -36,6 +37,7 @@ from service.protocol import (
     Usage,
 )
 from service.settings import Settings
+from service.validation import structured_output
 
 _MIN_LOGPROB = -9999.0  # JSON has no -inf
 
@@ -97,6 +99,7 @@ def prepare_chat(
         )
     max_tokens = asked if asked is not None else min(settings.default_max_tokens, room)
     base_seed = None if request.seed is None else request.seed % 2**63
+    structured = structured_output(request.response_format)
     options = [
         SamplingOptions(
             max_tokens=max_tokens,
@@ -107,6 +110,7 @@ def prepare_chat(
             logprobs=(request.top_logprobs or 0) if request.logprobs else None,
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
+            structured=structured,
         )
         for i in range(request.n)
     ]
@@ -147,6 +151,14 @@ async def merge_choices(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def engine_failure(exc: EngineError) -> InvalidRequestError | EngineFailureError:
+    """What the client hears of an engine error: a 400 when the engine refused the request's input
+    (a schema its structured outputs cannot compile), a 500 otherwise."""
+    if isinstance(exc, EngineInputError):
+        return InvalidRequestError(f"the engine refused the request: {exc}", code="invalid_value")
+    return EngineFailureError.wrapping(exc)
 
 
 def _logprob_value(value: float) -> float:
@@ -231,7 +243,7 @@ class PlainChat:
                 async for index, chunk in choices:
                     parts[index].add(chunk)
         except EngineError as exc:
-            raise EngineFailureError.wrapping(exc) from exc
+            raise engine_failure(exc) from exc
         usage = _usage(len(prepared.prompt_ids), parts)
         self.metrics.record_usage(usage)
         return ChatCompletion(
@@ -240,7 +252,7 @@ class PlainChat:
             choices=[
                 Choice(
                     index=i,
-                    message=AssistantMessage(content="".join(p.text)),
+                    message=AssistantMessage.of("".join(p.text)),
                     logprobs=openai_logprobs(p.logprobs) if self._want_logprobs else None,
                     finish_reason=p.finish_reason,
                 )
@@ -284,7 +296,7 @@ class PlainChat:
                         ]
                     )
         except EngineError as exc:
-            raise EngineFailureError.wrapping(exc) from exc
+            raise engine_failure(exc) from exc
         usage = _usage(len(prepared.prompt_ids), parts)
         self.metrics.record_usage(usage)
         if prepared.include_usage:

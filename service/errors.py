@@ -110,7 +110,14 @@ def error_response(exc: ServiceError) -> JSONResponse:
 
 
 def _location(error: Mapping[str, Any]) -> list[str]:
-    return [str(part) for part in error.get("loc", ()) if part != "body"]
+    return [
+        f"[{part}]" if isinstance(part, int) else str(part) for part in error.get("loc", ()) if part != "body"
+    ]
+
+
+def param_path(parts: Sequence[str]) -> str:
+    """OpenAI's spelling of a location: list indices in brackets (``messages[2].content``)."""
+    return "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".")
 
 
 def _param(errors: Sequence[Mapping[str, Any]]) -> str | None:
@@ -125,7 +132,7 @@ def _param(errors: Sequence[Mapping[str, Any]]) -> str | None:
         while shared < min(len(prefix), len(other)) and prefix[shared] == other[shared]:
             shared += 1
         prefix = prefix[:shared]
-    return ".".join(prefix) or None
+    return param_path(prefix) or None
 
 
 def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | None]:

@@ -4,7 +4,7 @@ and the service's own words on that wire: search modes, backend names and the se
 from __future__ import annotations
 
 import time
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -37,6 +37,10 @@ class ChatMessage(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = Field(default=None, max_length=256)
+    #: An assistant message's reasoning, under vLLM's current name (``reasoning``) or its former
+    #: one (``reasoning_content``); accepted either way, and not rendered into the prompt.
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -50,6 +54,40 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_Lenient):
+    """``response_format.json_schema``: the schema is on the wire as ``schema``."""
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Lenient):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class FunctionSpec(_Lenient):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(_Lenient):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class FunctionName(_Lenient):
+    name: str
+
+
+class NamedToolChoice(_Lenient):
+    type: Literal["function"]
+    function: FunctionName
+
+
 class SearchOptions(BaseModel):
     """Per-request overrides of the search loop (``extra_body={"search": {...}}``)."""
 
@@ -60,6 +98,27 @@ class SearchOptions(BaseModel):
     max_turns: int | None = Field(default=None, ge=0, le=32)
     threshold: float | None = Field(default=None, ge=0.0, le=20.0)
     rule: Literal["increase", "threshold"] | None = None
+
+
+def _default_if_null(cls: type[BaseModel], value: object, info: ValidationInfo) -> object:
+    if value is None and info.field_name is not None:
+        return cls.model_fields[info.field_name].default
+    return value
+
+
+def _checked_stops(value: str | list[str] | None) -> str | list[str] | None:
+    stops = [value] if isinstance(value, str) else (value or [])
+    if len(stops) > 16:
+        raise ValueError("at most 16 stop sequences")
+    if any(not s or len(s) > 512 for s in stops):
+        raise ValueError("each stop sequence must have 1 to 512 characters")
+    return value
+
+
+def _stop_tuple(stop: str | list[str] | None) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    return (stop,) if isinstance(stop, str) else tuple(stop)
 
 
 class ChatCompletionRequest(_Lenient):
@@ -81,33 +140,76 @@ class ChatCompletionRequest(_Lenient):
     user: str | None = Field(default=None, max_length=256)
     search_mode: SearchMode | None = None
     search: SearchOptions | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
 
     @field_validator("n", "stream", "logprobs", "presence_penalty", "frequency_penalty", mode="before")
     @classmethod
     def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
         """OpenAI's schema makes these nullable, null meaning the default; clients that send every
         field (``"n": null``) must not get a 400."""
-        if value is None and info.field_name is not None:
-            return cls.model_fields[info.field_name].default
-        return value
+        return _default_if_null(cls, value, info)
 
     @field_validator("stop")
     @classmethod
     def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
-        stops = [value] if isinstance(value, str) else (value or [])
-        if len(stops) > 16:
-            raise ValueError("at most 16 stop sequences")
-        if any(not s or len(s) > 512 for s in stops):
-            raise ValueError("each stop sequence must have 1 to 512 characters")
-        return value
+        return _checked_stops(value)
 
     def stop_list(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        return _stop_tuple(self.stop)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+
+class CompletionRequest(_Lenient):
+    """``POST /v1/completions``: plain text completion of one prompt or a batch of prompts (strings
+    or token ids), as vLLM's server takes it."""
+
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str | list[str] | list[Annotated[int, Field(ge=0)]] | list[list[Annotated[int, Field(ge=0)]]]
+    #: OpenAI's and vLLM's default; 0 with ``echo`` returns the prompt (and its logprobs) only.
+    max_tokens: int = Field(default=16, ge=0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    #: The chosen token's logprob plus this many alternatives, per token.
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    echo: bool = False
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    user: str | None = Field(default=None, max_length=256)
+    response_format: ResponseFormat | None = None
+    search_mode: SearchMode | None = None
+
+    @field_validator(
+        "max_tokens", "n", "stream", "echo", "presence_penalty", "frequency_penalty", mode="before"
+    )
+    @classmethod
+    def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
+        return _default_if_null(cls, value, info)
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        return _checked_stops(value)
+
+    def stop_list(self) -> tuple[str, ...]:
+        return _stop_tuple(self.stop)
+
+    def prompts(self) -> list[str | list[int]]:
+        """The prompts of the batch: strings or token-id lists."""
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return [prompt]
+        if prompt and all(isinstance(p, int) for p in prompt):
+            return [list(prompt)]  # type: ignore[arg-type]
+        return list(prompt)  # type: ignore[arg-type]
 
 
 # -- the search trace (agent modes) --------------------------------------------------------------
@@ -181,8 +283,14 @@ class ChoiceLogprobs(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
-    #: The whole search trajectory (agent modes), the convention of vLLM's reasoning parsers.
+    #: The whole search trajectory (agent modes), the convention of vLLM's reasoning parsers:
+    #: ``reasoning`` is vLLM's current name, ``reasoning_content`` its former one (same text).
+    reasoning: str | None = None
     reasoning_content: str | None = None
+
+    @classmethod
+    def of(cls, content: str | None, reasoning: str | None = None) -> AssistantMessage:
+        return cls(content=content, reasoning=reasoning, reasoning_content=reasoning)
 
 
 class Choice(BaseModel):
@@ -231,8 +339,14 @@ def _unset(value: object) -> bool:
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    #: Not one of OpenAI's keys, so it is on the wire only when there is some (agent modes).
+    #: Not OpenAI's keys, so they are on the wire only when there is some (agent modes): vLLM's
+    #: current name and its former one, with the same text.
+    reasoning: str | None = Field(default=None, exclude_if=_unset)
     reasoning_content: str | None = Field(default=None, exclude_if=_unset)
+
+    @classmethod
+    def of_reasoning(cls, text: str) -> DeltaMessage:
+        return cls(reasoning=text, reasoning_content=text)
 
 
 class ChunkChoice(BaseModel):
@@ -255,6 +369,34 @@ class ChatCompletionChunk(BaseModel):
     search_step: SearchStep | None = Field(default=None, exclude_if=_unset)
     #: The whole trace, on the chunk that finishes the choice (agent modes).
     search_trace: SearchTrace | None = Field(default=None, exclude_if=_unset)
+
+
+class CompletionLogprobs(BaseModel):
+    """Logprobs of a text completion, in the legacy completions shape (token-aligned lists)."""
+
+    text_offset: list[int]
+    token_logprobs: list[float | None]
+    tokens: list[str]
+    top_logprobs: list[dict[str, float] | None]
+
+
+class CompletionChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: str | None = None
+    #: vLLM's: the stop string (or token id) that ended the text, null for end of text or length.
+    stop_reason: int | str | None = None
+
+
+class TextCompletion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
 
 
 class ModelCard(BaseModel):

@@ -105,7 +105,9 @@ class AgentSettings(BaseModel):
         description="Template for search_mode self; unset = the Search-R1 instruction asking the model "
         "to write the search results itself.",
     )
-    preset: Literal["auto", "qwen2.5-7b", "qwen2.5-3b", "llama-3.1-8b", "llama-3.2-3b", "search-r1"] = Field(
+    preset: Literal[
+        "auto", "ssrl-smollm2", "qwen2.5-7b", "qwen2.5-3b", "llama-3.1-8b", "llama-3.2-3b", "search-r1"
+    ] = Field(
         default="auto",
         description="Observation format (result joining and wrapper); auto = chosen by model name.",
     )

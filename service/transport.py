@@ -10,13 +10,14 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from service.errors import PayloadTooLargeError, ServiceError, invalid_request_from_validation
-from service.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from service.protocol import ChatCompletionRequest, CompletionRequest
+from service.validation import check_chat_request
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 class Completion(Protocol):
-    """One prepared chat completion, plain or agent: the same two ways to answer it.
+    """One prepared completion, chat (plain or agent) or text: the same two ways to answer it.
 
     Both raise ``ServiceError`` for what the client should hear about; ``stream()`` yields the
     chunks only, and ``sse_events`` frames them.
@@ -33,9 +34,9 @@ class Completion(Protocol):
     @property
     def completion_id(self) -> str: ...
 
-    def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]: ...
+    def stream(self) -> AsyncGenerator[BaseModel, None]: ...
 
-    async def complete(self) -> ChatCompletion: ...
+    async def complete(self) -> BaseModel: ...
 
 
 def sse(payload: str) -> str:
@@ -82,7 +83,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     try:
-        return ChatCompletionRequest.model_validate_json(body)
+        request = ChatCompletionRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise invalid_request_from_validation(exc) from None
+    check_chat_request(request)
+    return request
+
+
+def parse_completion_request(body: bytes) -> CompletionRequest:
+    try:
+        return CompletionRequest.model_validate_json(body)
     except ValidationError as exc:
         raise invalid_request_from_validation(exc) from None
 
@@ -131,6 +141,36 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         return task.result()
     await _stop(task)
     raise ClientDisconnectedError
+
+
+async def respond(
+    request: Request,
+    prepare: Callable[[], Awaitable[Completion]],
+    *,
+    stream: bool,
+    acquire: Callable[[], None],
+    release: Callable[[], None],
+) -> Response:
+    """Answer one completion request inside a concurrency slot: an event stream (which releases
+    the slot when it ends) or one JSON body (499 if the client left first)."""
+    acquire()
+    handed_over = False  # to a streaming response, which releases the slot when the stream ends
+    try:
+        completion = await prepare()
+        headers = {"X-Request-Id": completion.completion_id}
+        if stream:
+            response = EventStreamResponse(sse_events(completion), on_close=release)
+            response.headers.update(headers)
+            handed_over = True
+            return response
+        try:
+            whole = await cancel_on_disconnect(request, completion.complete())
+        except ClientDisconnectedError:
+            return Response(status_code=499)
+        return JSONResponse(whole.model_dump(mode="json"), headers=headers)
+    finally:
+        if not handed_over:
+            release()
 
 
 class EventStreamResponse(StreamingResponse):

@@ -7,6 +7,7 @@ ssrl-train --output runs/self --self-only    # SSRL's own setting: every result 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -64,12 +65,23 @@ class TrainSettings(BaseSettings):
         "for comparisons at equal budget).",
     )
     threads: int | None = Field(default=None, ge=1, le=512, description="Torch CPU threads; unset = torch's.")
+    micro_batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Sequences per forward pass (gradients accumulated over a step); unset = 1 on CPU, "
+        "the whole step on a GPU.",
+    )
     top_k: int = Field(default=3, ge=1, le=20, description="Results per real search (the server's default).")
     result_words: int = Field(default=100, ge=0, description="Words per result (the server's default).")
     self_only: bool = Field(
         default=False,
         description="Every <information> written by the model (SSRL's simulated search), none from the "
         "index.",
+    )
+    data_only: bool = Field(
+        default=False,
+        description="Build data/ and stop (inspect it, or build here and train where a GPU is).",
     )
     reuse_data: bool = Field(default=True, description="Keep data/ of an earlier run with the same settings.")
     install: bool = Field(default=False, description=f"Copy the adapter and card into {SSRL_ADAPTER_DIR}.")
@@ -109,6 +121,9 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         )
         stats["recipe"] = recipe
         stats_file.write_text(json.dumps(stats, indent=2))
+    if settings.data_only:
+        print(f"data: {data_dir} ({stats['trajectories']} trajectories)")
+        return data_dir
 
     config = TrainConfig(
         steps=settings.steps,
@@ -121,6 +136,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         max_minutes=settings.max_minutes,
         stop_at=settings.stop_at,
         threads=settings.threads,
+        micro_batch=settings.micro_batch,
     )
     trainer = Trainer(base, out, config)
     examples = [tokenize(t, trainer.tokenizer) for t in read_trajectories(data_dir / "trajectories.jsonl")]
@@ -137,7 +153,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         adapter / "README.md",
         command=command,
         stats=stats,
-        config=config,
+        config=dataclasses.replace(config, micro_batch=trainer.micro_batch),
         result=result,
         log=log,
         minutes=(time.monotonic() - started) / 60,

@@ -35,10 +35,10 @@ COMMON_KINDS = ("capital", "symbol", "atomic_number")
 class Mix:
     """Shares of trajectory kinds, and of description (title-answer) questions."""
 
-    real: float = 0.36
-    real_twice: float = 0.12
-    hybrid: float = 0.07
-    self: float = 0.38
+    real: float = 0.30
+    real_twice: float = 0.18
+    hybrid: float = 0.10
+    self: float = 0.35
     direct: float = 0.07
     description: float = 0.25
 
@@ -117,6 +117,14 @@ def build_dataset(
     titles = [f for f in by_split["train"] if f.kind == "description"]
     builder.prefetch([q for f in by_split["train"] for q in (*f.queries, *vague_queries(f))])
     names, weights = mix.kinds()
+    # Quotas per kind: drawing a kind per attempt would under-represent the kinds the index can
+    # support less often (a two-search trajectory needs a query that misses and one that hits).
+    quota = {n: round(w / sum(weights) * trajectories) for n, w in zip(names, weights, strict=True)}
+    quota["self"] += trajectories - sum(quota.values())
+    common = [f for f in train_facts if f.kind in COMMON_KINDS]
+    if not common:
+        quota["self"] += quota["direct"]
+        quota["direct"] = 0
     made: list[Trajectory] = []
     asked: list[QA] = []
     kinds: Counter[str] = Counter()
@@ -124,10 +132,12 @@ def build_dataset(
     attempts = 0
     while len(made) < trajectories and attempts < trajectories * 20:
         attempts += 1
-        fact = rng.choice(titles if rng.random() < mix.description else train_facts)
-        kind = rng.choices(names, weights)[0]
-        if kind == "direct" and fact.kind not in COMMON_KINDS:
-            continue
+        open_kinds = [n for n in names if kinds[n] < quota[n]]
+        kind = rng.choices(open_kinds, [quota[n] - kinds[n] for n in open_kinds])[0]
+        if kind == "direct":
+            fact = rng.choice(common)
+        else:
+            fact = rng.choice(titles if rng.random() < mix.description else train_facts)
         qa = _qa(fact, attempts, rng)
         if normalize_answer(qa.question) in fanout:
             continue

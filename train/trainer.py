@@ -28,6 +28,7 @@ IGNORE = -100
 WIDTH_MULTIPLE = 64
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 END_OF_TURN = "<|im_end|>"
+BASE_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class TrainConfig:
     #: One (the default) needs no padding mask, so attention runs the causal kernel that never
     #: materialises the T x T matrix: measured here, 20 s instead of 35 s for a step of 8 x 560
     #: tokens, and 2.6 GB resident instead of 11 GB and growing.
-    micro_batch: int = 1
+    #: Unset: 1 on CPU, the whole step on a GPU (there one padded pass is ~6x faster than eight:
+    #: measured on an H100, 0.37 s instead of 2.4 s a step).
+    micro_batch: int | None = None
     max_length: int = 1536
     lr: float = 4e-4
     warmup: int = 10
@@ -116,6 +119,7 @@ class Trainer:
         self.config = config
         self.out = out
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.micro_batch = config.micro_batch or (config.batch_size if self.device == "cuda" else 1)
         self.tokenizer = AutoTokenizer.from_pretrained(base_dir)
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(self.device)
         lora = LoraConfig(
@@ -202,7 +206,7 @@ class Trainer:
 
     def _micro_batches(self, batch: list[Example]) -> list[list[Example]]:
         ordered = sorted(batch, key=lambda e: len(e.ids))
-        size = self.config.micro_batch
+        size = self.micro_batch
         return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
     def _step(self, batch: list[Example]) -> float:
@@ -270,6 +274,8 @@ class Trainer:
         for param in self.model.parameters():
             if param.requires_grad:
                 param.data = param.data.to(self.torch.bfloat16)
+        # The base as published, not this machine's cache path (the service merges into its own copy).
+        self.model.peft_config["default"].base_model_name_or_path = BASE_HUB_ID
         self.model.save_pretrained(target)
 
 

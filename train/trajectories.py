@@ -197,10 +197,14 @@ class Builder:
                 Segment(self._found(rng, fact, doc), True),
             ]
         elif kind in ("real_twice", "hybrid"):
+            # A first query that misses: one of the fact's own queries when the index misses it
+            # (a natural miss), else a vague one; the model learns to read the results, not the query.
+            natural = [q for q in queries if self.misses(q, fact)]
             vague = [q for q in vague_queries(fact) if self.misses(q, fact)]
-            if not good or not vague:
+            pool = natural if natural and (not vague or rng.random() < 0.5) else vague
+            if not good or not pool:
                 return None
-            first = rng.choice(vague)
+            first = rng.choice(pool)
             query, doc = rng.choice(good)
             missed = rng.choice(_MISSED).format(need=fact.need)
             second = (
@@ -234,11 +238,32 @@ class Builder:
 
 
 def vague_queries(fact: Fact) -> list[str]:
-    """First queries that are too vague to find the fact: the relation alone, or one word of the
-    subject with it."""
-    words = [w for w in re.findall(r"[A-Za-z]+", fact.subject) if len(w) > 3]
-    relation = fact.need.split(" of ")[0].replace("the ", "").strip()
-    out = [relation, f"{relation} {words[-1].lower()}" if words else relation]
+    """First queries that look like searches for the fact but are too vague to find it: part of the
+    subject with the relation, or part of the subject alone. Never the relation alone: a model taught
+    that writes bare relation queries ("capital", "nationality") at inference."""
     if fact.kind == "description":
-        out = [" ".join(fact.subject.split()[-2:]), fact.subject.split()[0]]
-    return list(dict.fromkeys(q for q in out if q))
+        words = fact.subject.split()
+        if len(words) < 4:
+            return []
+        return list(dict.fromkeys((_leading(words), " ".join(words[-2:]))))
+    words = [w for w in re.findall(r"[A-Za-z]+", fact.subject) if len(w) > 3]
+    if len(words) < 2:
+        return []
+    relation = fact.need.split(" of ")[0].replace("the ", "").strip()
+    first, last = words[0], words[-1]
+    out = [f"{first} {relation}", f"{relation} {first.lower()}", first, f"{last.lower()} {relation}"]
+    return list(dict.fromkeys(q for q in out if q.strip()))
+
+
+_GLUE = {"of", "the", "a", "an", "in", "and", "to", "for", "on", "by", "with", "from", "at"}
+
+
+def _leading(words: list[str], content: int = 2) -> str:
+    """The first words up to ``content`` of them that are not glue ("King of France", not "King of")."""
+    out: list[str] = []
+    for word in words:
+        out.append(word)
+        content -= word.lower() not in _GLUE
+        if content == 0:
+            break
+    return " ".join(out)

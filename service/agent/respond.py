@@ -73,7 +73,7 @@ class AgentCompletion:
             choices=[
                 Choice(
                     index=0,
-                    message=AssistantMessage(content=result.answer, reasoning_content=result.trajectory),
+                    message=AssistantMessage.of(result.answer, result.trajectory),
                     finish_reason=result.finish_reason,
                 )
             ],
@@ -97,7 +97,7 @@ class AgentCompletion:
         yield chunk_of(DeltaMessage(role="assistant", content=""))
         async for event in self._events():
             if isinstance(event, TextDelta):
-                yield chunk_of(DeltaMessage(reasoning_content=event.text))
+                yield chunk_of(DeltaMessage.of_reasoning(event.text))
             elif isinstance(event, StepEvent):
                 yield chunk_of(DeltaMessage(), search_step=event.step)
             else:

@@ -76,6 +76,13 @@ class AgentRuntime:
                 f"logprobs are not returned with search_mode '{mode}'; use search_mode 'off'",
                 param="logprobs",
             )
+        if request.response_format is not None and request.response_format.type != "text":
+            raise InvalidRequestError(
+                f"response_format is honoured with search_mode 'off' only: with search_mode '{mode}' "
+                "the model writes a search trajectory whose answer is free text inside <answer> tags, "
+                "which a JSON constraint would break; send search_mode 'off' for JSON output",
+                param="response_format",
+            )
         chat, prefill = self._messages(request, mode)
         prompt_ids = render_prompt(engine, chat)
         room = engine.max_model_len - len(prompt_ids)

@@ -18,6 +18,19 @@ class EngineError(RuntimeError):
     """The engine failed to produce output for a request (not the caller's fault)."""
 
 
+class EngineInputError(EngineError):
+    """The engine refused the request before generating anything: the caller's fault (a schema its
+    structured-output backend cannot compile, an option it rejects)."""
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """A constraint on the generated text: any JSON object (``json_schema`` None), or JSON valid
+    under ``json_schema`` (the schema as JSON text)."""
+
+    json_schema: str | None = None
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """Decoding options for one sequence."""
@@ -32,6 +45,11 @@ class SamplingOptions:
     logprobs: int | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    #: None: free text; otherwise the engine's structured outputs constrain the text.
+    structured: StructuredOutput | None = None
+    #: None: no prompt logprobs; k >= 0: each prompt token's logprob plus the k most likely
+    #: alternatives (the first prompt token has none), on the sequence's first chunk.
+    prompt_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,8 @@ class GenerationChunk:
     finish_reason: FinishReason | None = None
     #: The stop string (or token id) that ended the sequence, if any.
     stop_reason: str | int | None = None
+    #: One entry per prompt token (None for the first), on the first chunk when they were asked for.
+    prompt_logprobs: list[TokenLogprob | None] | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -77,8 +97,12 @@ class Engine(Protocol):
     def render_chat(self, messages: list[ChatMessageDict]) -> str:
         """Apply the model's chat template, ending with the assistant generation prompt."""
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no special tokens added)."""
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of ``text``; with ``add_special_tokens`` the tokenizer's own (a BOS token for
+        some models), as vLLM's text completions tokenise a prompt."""
+
+    def decode(self, token_ids: list[int]) -> str:
+        """The text of ``token_ids``."""
 
     def generate(
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 
 from service.engine.base import (
     ChatMessageDict,
     EngineError,
+    EngineInputError,
     GenerationChunk,
     SamplingOptions,
     TokenLogprob,
@@ -23,6 +25,7 @@ from service.engine.base import (
 )
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
+_K = SamplingOptions(max_tokens=1)
 
 
 @dataclass
@@ -75,6 +78,9 @@ class ScriptedEngine:
     token_delay: float = 0.0
     #: Raise EngineError after this many tokens of every generation (None: never).
     fail_after_tokens: int | None = None
+    #: Refuse every request at admission with EngineInputError and this message, as vLLM refuses
+    #: a schema its structured outputs cannot compile (None: never).
+    refuse_input: str | None = None
     calls: list[ScriptedCall] = field(default_factory=list)
     _vocab: dict[str, int] = field(default_factory=dict)
     _words: list[str] = field(default_factory=list)
@@ -91,7 +97,8 @@ class ScriptedEngine:
             self._words.append(piece)
         return self._vocab[piece]
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        """Word-boundary tokens; this tokenizer has no special tokens to add."""
         return [self._id(piece) for piece in _TOKEN.findall(text)]
 
     def decode(self, token_ids: Sequence[int]) -> str:
@@ -129,8 +136,33 @@ class ScriptedEngine:
     async def generate(
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
+        """The scripted reply; the first chunk carries the prompt logprobs when they are asked for."""
+        first = True
+        async with aclosing(self._generate(prompt_token_ids, options, request_id)) as chunks:
+            async for chunk in chunks:
+                if first and options.prompt_logprobs is not None:
+                    chunk.prompt_logprobs = self._prompt_logprobs(prompt_token_ids, options.prompt_logprobs)
+                first = False
+                yield chunk
+
+    def _prompt_logprobs(self, prompt_token_ids: list[int], k: int) -> list[TokenLogprob | None]:
+        """None for the first token (nothing precedes it), then a logprob per token that varies
+        with its position, with ``k`` alternatives as for generated tokens."""
+        out: list[TokenLogprob | None] = [None]
+        for position, token_id in enumerate(prompt_token_ids[1:], start=1):
+            value = -0.25 * (1 + position % 4)
+            piece = self._words[token_id]
+            entry = self._logprob(ScriptedReply(piece, [value]), 0, replace(_K, logprobs=k), piece)
+            out.append(entry[0] if entry else None)
+        return out
+
+    async def _generate(
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+    ) -> AsyncGenerator[GenerationChunk, None]:
         if request_id in self._running:
             raise EngineError(f"request id {request_id} already running")
+        if self.refuse_input is not None:
+            raise EngineInputError(self.refuse_input)
         prompt = self.decode(prompt_token_ids)
         self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id))
         reply = self._next_reply(prompt, options)

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from service.engine.base import (
     ChatMessageDict,
     EngineError,
+    EngineInputError,
     GenerationChunk,
     SamplingOptions,
+    StructuredOutput,
     TokenLogprob,
     TopLogprob,
 )
@@ -84,6 +86,25 @@ def _prompt_builder() -> Any:
     return tokens_input
 
 
+def _structured_outputs(structured: StructuredOutput | None) -> Any:
+    """vLLM's in-process structured-output parameters (its own JSON mode and JSON schema)."""
+    if structured is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if structured.json_schema is None:
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=structured.json_schema)
+
+
+def _convert_prompt_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenLogprob | None]:
+    """vLLM's prompt logprobs (None for the first token) in the engine-neutral form."""
+    out: list[TokenLogprob | None] = []
+    for token_id, position in zip(token_ids, entries or [], strict=False):
+        out.append(None if position is None else _convert_logprobs([position], [token_id], k)[0])
+    return out
+
+
 def _convert_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenLogprob]:
     out: list[TokenLogprob] = []
     for token_id, position in zip(token_ids, entries or [], strict=False):
@@ -130,28 +151,37 @@ class VllmEngine:
     def render_chat(self, messages: list[ChatMessageDict]) -> str:
         return str(self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
 
-    def encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+    def encode(self, text: str, *, add_special_tokens: bool = False) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, token_ids: list[int]) -> str:
+        return str(self._tokenizer.decode(token_ids))
 
     async def generate(
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
     ) -> AsyncIterator[GenerationChunk]:
         from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
 
-        params = SamplingParams(
-            n=1,
-            max_tokens=options.max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            seed=options.seed,
-            stop=list(options.stop) or None,
-            include_stop_str_in_output=options.include_stop_str_in_output,
-            logprobs=options.logprobs,
-            presence_penalty=options.presence_penalty,
-            frequency_penalty=options.frequency_penalty,
-            output_kind=RequestOutputKind.DELTA,
-        )
+        try:
+            params = SamplingParams(
+                n=1,
+                max_tokens=options.max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                seed=options.seed,
+                stop=list(options.stop) or None,
+                include_stop_str_in_output=options.include_stop_str_in_output,
+                logprobs=options.logprobs,
+                presence_penalty=options.presence_penalty,
+                frequency_penalty=options.frequency_penalty,
+                structured_outputs=_structured_outputs(options.structured),
+                prompt_logprobs=options.prompt_logprobs,
+                output_kind=RequestOutputKind.DELTA,
+            )
+        except (VLLMClientError, ValueError) as exc:  # options this vLLM refuses
+            raise EngineInputError(str(exc)) from exc
         prompt = self._prompt(prompt_token_ids)
         k = options.logprobs or 0
         finished = False
@@ -172,9 +202,18 @@ class VllmEngine:
                     ),
                     finish_reason=completion.finish_reason if out.finished else None,
                     stop_reason=completion.stop_reason,
+                    prompt_logprobs=(
+                        _convert_prompt_logprobs(
+                            out.prompt_logprobs, prompt_token_ids, options.prompt_logprobs
+                        )
+                        if options.prompt_logprobs is not None and out.prompt_logprobs
+                        else None
+                    ),
                 )
         except (asyncio.CancelledError, GeneratorExit):
             raise
+        except VLLMClientError as exc:  # refused at admission: the request's fault
+            raise EngineInputError(str(exc)) from exc
         except Exception as exc:
             raise EngineError(f"generation failed: {type(exc).__name__}") from exc
         finally:

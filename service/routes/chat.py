@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from service.agent.respond import AgentCompletion
 from service.chat import PlainChat, prepare_chat
@@ -11,15 +11,7 @@ from service.engine.base import Engine
 from service.errors import NotFoundError
 from service.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
 from service.state import Authenticated, ServiceState, State
-from service.transport import (
-    ClientDisconnectedError,
-    Completion,
-    EventStreamResponse,
-    cancel_on_disconnect,
-    parse_chat_request,
-    read_body,
-    sse_events,
-)
+from service.transport import Completion, parse_chat_request, read_body, respond
 
 router = APIRouter(dependencies=[Authenticated])
 
@@ -57,21 +49,10 @@ async def create_chat_completion(request: Request, state: State) -> Response:
             code="model_not_found",
         )
     engine = state.ready_engine()
-    state.limiter.acquire()
-    handed_over = False  # to a streaming response, which releases the slot when the stream ends
-    try:
-        completion = await _completion(chat, state, engine)
-        headers = {"X-Request-Id": completion.completion_id}
-        if chat.stream:
-            response = EventStreamResponse(sse_events(completion), on_close=state.limiter.release)
-            response.headers.update(headers)
-            handed_over = True
-            return response
-        try:
-            whole = await cancel_on_disconnect(request, completion.complete())
-        except ClientDisconnectedError:
-            return Response(status_code=499)
-        return JSONResponse(whole.model_dump(mode="json"), headers=headers)
-    finally:
-        if not handed_over:
-            state.limiter.release()
+    return await respond(
+        request,
+        lambda: _completion(chat, state, engine),
+        stream=chat.stream,
+        acquire=state.limiter.acquire,
+        release=state.limiter.release,
+    )

@@ -14,7 +14,7 @@ from service.search.local import LocalIndex
 from train.data import split_of
 from train.qa import QA, facts_of, phrase
 from train.trainer import IGNORE, tokenize
-from train.trajectories import Builder, quote
+from train.trajectories import Builder, quote, vague_queries
 
 GHANA = Doc(
     "Ghana",
@@ -36,6 +36,7 @@ OTHERS = [
     Doc("Silver", "Silver is a chemical element with the symbol Ag and atomic number 47."),
     Doc("Philosophy", "Philosophy is a systematic study of general and fundamental questions."),
     Doc("Guinea", "Guinea is a coastal country in West Africa."),
+    Doc("Immanuel (name)", "Immanuel is a given name. Immanuel is Hebrew for God with us."),
 ]
 
 
@@ -92,6 +93,12 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
     return Builder(index, PRESETS["ssrl-smollm2"], top_k=3, result_words=100)
 
 
+@pytest.fixture(scope="module")
+def narrow(builder: Builder) -> Builder:
+    """One result per search, so that a vague query can miss in this small corpus."""
+    return Builder(builder.index, builder.observation, top_k=1, result_words=100)
+
+
 def qa_of(doc: Doc, kind: str, topic: str = "Geography") -> QA:
     fact = next(f for f in facts_of(doc, "", topic, 100) if f.kind == kind)
     return QA("q1", phrase(fact, random.Random(1)), fact.answers, fact)
@@ -125,23 +132,46 @@ def test_self_trajectory_writes_its_own_short_information(builder: Builder) -> N
     assert trajectory.messages[-1]["content"] == SELF_SEARCH_INSTRUCTION.replace("{question}", qa.question)
 
 
-def test_a_missed_first_search_is_followed_by_a_better_one(builder: Builder) -> None:
+def test_a_missed_first_search_is_followed_by_a_better_one(builder: Builder, narrow: Builder) -> None:
     qa = qa_of(KANT, "nationality", "People")
-    trajectory = builder.build("real_twice", qa, random.Random(0), ["immanuel kant nationality"])
+    trajectory = narrow.build("real_twice", qa, random.Random(0), ["immanuel kant nationality"])
     assert trajectory is not None
     texts = [s.text for s in trajectory.segments]
     assert [s.trained for s in trajectory.segments] == [True, False, True, False, True]
     assert "German" not in texts[1]  # the first results lack the answer
     assert "German" in texts[3]
     assert search_action(texts[2]).query == "immanuel kant nationality"  # type: ignore[union-attr]
-    hybrid = builder.build("hybrid", qa, random.Random(0), ["immanuel kant nationality"])
+    hybrid = narrow.build("hybrid", qa, random.Random(0), ["immanuel kant nationality"])
     assert hybrid is not None and [s.trained for s in hybrid.segments] == [True, False, True, True, True]
     # nothing the index cannot support: no query that finds the article, no trajectory
     assert builder.build("real", qa, random.Random(0), ["volcano"]) is None
 
 
-def test_self_only_trains_on_every_information_block(builder: Builder) -> None:
-    self_only = Builder(builder.index, builder.observation, top_k=3, result_words=100, self_only=True)
+def test_vague_first_queries_keep_part_of_the_subject() -> None:
+    """A bare relation ("nationality") as a first query taught the model to search for the relation
+    alone; every vague query holds a word of the subject."""
+    fact = qa_of(KANT, "nationality", "People").fact
+    vague = vague_queries(fact)
+    assert vague and all("immanuel" in q.lower() or "kant" in q.lower() for q in vague)
+    assert "nationality" not in vague
+
+
+def test_a_natural_query_that_misses_can_open_a_two_search_trajectory(narrow: Builder) -> None:
+    """When one of the fact's own queries misses in the index, it serves as the first search."""
+    qa = qa_of(KANT, "nationality", "People")
+    queries = ["volcano eruption", "immanuel kant nationality"]
+    firsts = set()
+    for seed in range(12):
+        trajectory = narrow.build("real_twice", qa, random.Random(seed), queries)
+        assert trajectory is not None
+        first = search_action(trajectory.segments[0].text)
+        assert first is not None and narrow.misses(first.query, qa.fact)
+        firsts.add(first.query)
+    assert "volcano eruption" in firsts and len(firsts) > 1
+
+
+def test_self_only_trains_on_every_information_block(narrow: Builder) -> None:
+    self_only = Builder(narrow.index, narrow.observation, top_k=1, result_words=100, self_only=True)
     trajectory = self_only.build(
         "real_twice", qa_of(KANT, "nationality", "People"), random.Random(0), ["immanuel kant nationality"]
     )

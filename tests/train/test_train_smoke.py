@@ -59,6 +59,15 @@ def test_the_pipeline_writes_splits_trajectories_an_adapter_and_its_card(trained
     card = (adapter / "README.md").read_text()
     assert "ssrl-train --output" in card and "--trajectories 12" in card and "2 steps" in card
     assert (adapter / "adapter_model.safetensors").stat().st_size < 20_000_000  # bf16, about 10 MB
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # not a cache path
+    assert "micro-batches of 1 sequence(s)" in card  # on CPU: one sequence per pass
+
+
+def test_data_only_builds_the_data_and_trains_nothing(tmp_path: Path) -> None:
+    assert main(_args(tmp_path, "--steps", "2", "--data-only")) == 0
+    assert (tmp_path / "data" / "trajectories.jsonl").is_file()
+    assert not (tmp_path / "train_log.jsonl").exists() and not (tmp_path / "adapter").exists()
 
 
 def test_a_run_resumes_from_its_checkpoint_and_stops_where_asked(trained: Path) -> None:

@@ -27,9 +27,9 @@ BAD_BODIES = [
     ({"model": "smollm2-135m-instruct", "messages": "hello"}, "messages"),
     (
         {"model": "smollm2-135m-instruct", "messages": [{"role": "wizard", "content": "hi"}]},
-        "messages.0.role",
+        "messages[0].role",
     ),
-    ({"model": "smollm2-135m-instruct", "messages": [{"content": "hi"}]}, "messages.0.role"),
+    ({"model": "smollm2-135m-instruct", "messages": [{"content": "hi"}]}, "messages[0].role"),
 ]
 
 

@@ -29,7 +29,12 @@ async def test_response_shape_and_usage(client: httpx.AsyncClient, engine: Scrip
     assert isinstance(body["created"], int)
     [choice] = body["choices"]
     assert choice["index"] == 0
-    assert choice["message"] == {"role": "assistant", "content": SCRIPTED_TEXT, "reasoning_content": None}
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": SCRIPTED_TEXT,
+        "reasoning": None,
+        "reasoning_content": None,
+    }
     assert choice["finish_reason"] == "stop"
     assert choice["logprobs"] is None
     usage = body["usage"]

@@ -19,7 +19,12 @@ async def test_non_streaming_shape_and_usage() -> None:
     assert r.headers["x-request-id"] == body["id"]
     assert body["model"] == "smollm2-135m-instruct"
     [choice] = body["choices"]
-    assert choice["message"] == {"role": "assistant", "content": REPLY, "reasoning_content": None}
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": REPLY,
+        "reasoning": None,
+        "reasoning_content": None,
+    }
     assert choice["finish_reason"] == "stop" and choice["logprobs"] is None
     usage = body["usage"]
     assert usage["completion_tokens"] == len(engine.encode(REPLY))

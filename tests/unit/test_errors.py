@@ -31,16 +31,16 @@ BAD_BODIES: list[tuple[str, Any, str | None, str | None]] = [
     (
         "role_unknown",
         {"model": MODEL, "messages": [{"role": "wizard", "content": "Hi"}]},
-        "messages.0.role",
+        "messages[0].role",
         "invalid_value",
     ),
     (
         "content_part_not_text",
         chat([{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]),
-        "messages.0.content",
+        "messages[0].content",
         "invalid_value",
     ),
-    ("content_number", chat(5), "messages.0.content", "invalid_value"),
+    ("content_number", chat(5), "messages[0].content", "invalid_value"),
     ("stop_number", chat(stop=5), "stop", "invalid_value"),
     ("stop_list_of_numbers", chat(stop=[1, 2]), "stop", "invalid_value"),
     ("too_many_stops", chat(stop=[str(i) for i in range(17)]), "stop", "invalid_value"),
@@ -117,7 +117,7 @@ async def test_unknown_model(client: httpx.AsyncClient) -> None:
 
 async def test_unknown_route(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/v1/nothing-here"), 404, code="not_found")
-    assert_error(await client.post("/v1/completions", json={}), 404)
+    assert_error(await client.post("/v1/embeddings", json={}), 404)
 
 
 async def test_wrong_method(client: httpx.AsyncClient) -> None:
