@@ -157,10 +157,13 @@ async def run_level(ask: Ask, questions: list[tuple[str, list[str]]], concurrenc
 
 
 def measure(
-    ask_for: Callable[[], Ask], questions: list[tuple[str, list[str]]], levels: list[int]
+    make_ask: Callable[[httpx.AsyncClient], Ask], questions: list[tuple[str, list[str]]], levels: list[int]
 ) -> dict[int, Any]:
+    """Each level in turn, in one event loop, with one HTTP client for the searches (and vLLM)."""
+
     async def go() -> dict[int, Any]:
-        return {c: await run_level(ask_for(), questions, c) for c in levels}
+        async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as http:
+            return {c: await run_level(make_ask(http), questions, c) for c in levels}
 
     return asyncio.run(go())
 
@@ -189,7 +192,6 @@ def main() -> None:
     ]
     results: dict[str, dict[int, Any]] = {}
     with Server(retriever_args, port, log_dir / f"retriever-{port}.log") as retriever:
-        http = httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64))
         engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", "1", "--max-concurrency", "1000"]
         search = ["--search.backend", "retriever", "--search.retriever.base-url", retriever.url]
         with ssrl_server(
@@ -197,8 +199,10 @@ def main() -> None:
         ) as server:
             for mode in ("real", "client"):
 
-                def service_ask(mode: str = mode, url: str = server.url) -> Ask:
-                    client = AsyncClient(base_url=url, model=MODEL, max_retries=0, timeout=600)
+                def service_ask(http: httpx.AsyncClient, mode: str = mode, url: str = server.url) -> Ask:
+                    client = AsyncClient(
+                        base_url=url, model=MODEL, max_retries=0, timeout=600, http_client=http
+                    )
                     return service_asker(client, mode, retriever.url, http, args.max_tokens)
 
                 results[mode] = measure(service_ask, questions, args.levels)
@@ -207,7 +211,7 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         with vllm_server(model_dir, log_dir) as server:
             results["vllm_loop"] = measure(
-                lambda: vllm_loop_asker(server.url, retriever.url, http, tokenizer, args.max_tokens),
+                lambda http: vllm_loop_asker(server.url, retriever.url, http, tokenizer, args.max_tokens),
                 questions,
                 args.levels,
             )
