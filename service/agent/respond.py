@@ -121,18 +121,15 @@ class AgentCompletion:
                 yield chunk_of(DeltaMessage(reasoning_content=event.text))
             elif isinstance(event, StepEvent):
                 yield chunk_of(DeltaMessage(), search_step=event.step)
-            elif event.tool_query is not None:
-                usage = self._record(event)
-                for delta in _tool_call_deltas(event):
-                    yield chunk_of(delta)
-                yield chunk_of(DeltaMessage(), event.finish_reason, search_trace=event.trace)
             else:
                 usage = self._record(event)
-                yield chunk_of(
-                    DeltaMessage(content=event.answer),
-                    event.finish_reason,
-                    search_trace=event.trace,
-                )
+                if event.tool_query is not None:
+                    for delta in _tool_call_deltas(event):
+                        yield chunk_of(delta)
+                    last = DeltaMessage()
+                else:
+                    last = DeltaMessage(content=event.answer)
+                yield chunk_of(last, event.finish_reason, search_trace=event.trace)
                 if prepared.include_usage:
                     yield ChatCompletionChunk(
                         id=prepared.completion_id,

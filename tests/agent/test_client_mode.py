@@ -131,8 +131,11 @@ async def test_a_client_that_keeps_only_the_tool_call_still_continues() -> None:
 
 async def test_streamed_tool_call_has_openais_delta_shape() -> None:
     async with serve(engine(), search_mode="real") as client:
-        r = await client.post("/v1/chat/completions", json=ask(tools=TOOLS, stream=True))
+        body = ask(tools=TOOLS, stream=True, stream_options={"include_usage": True})
+        r = await client.post("/v1/chat/completions", json=body)
     chunks = sse_json(r.text)
+    *chunks, usage = chunks
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     content = "".join(d.get("content") or "" for d in deltas)
     reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
