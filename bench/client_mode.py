@@ -153,6 +153,7 @@ async def run_level(ask: Ask, questions: list[tuple[str, list[str]]], concurrenc
         )
         / len(outcomes),
         "searches_per_q": sum(o.searches for o in outcomes) / len(outcomes),
+        "answers": [o.answer for o in outcomes],
     }
 
 
@@ -228,6 +229,11 @@ def main() -> None:
                     "qps_ratio": r["questions_per_s"] / base["questions_per_s"],
                     "p50_ratio": r["p50_s"] / base["p50_s"],
                     "p95_ratio": r["p95_s"] / base["p95_s"],
+                    # the same trajectories are expected (greedy, same text): the answers should agree
+                    "same_answer_as_baseline": sum(
+                        a == b for a, b in zip(r["answers"], base["answers"], strict=True)
+                    )
+                    / len(questions),
                 }
             )
     print(f"\n{args.questions} questions of {args.dataset}, greedy, max_tokens {args.max_tokens}")
@@ -245,6 +251,7 @@ def main() -> None:
                 "answered",
                 "EM",
                 "searches/q",
+                "same answer as baseline",
             ],
             [
                 [
@@ -259,6 +266,7 @@ def main() -> None:
                     r["answered"],
                     r["em"],
                     r["searches_per_q"],
+                    r["same_answer_as_baseline"],
                 ]
                 for r in rows
             ],
