@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -158,13 +159,19 @@ async def run_level(ask: Ask, questions: list[tuple[str, list[str]]], concurrenc
 
 
 def measure(
-    make_ask: Callable[[httpx.AsyncClient], Ask], questions: list[tuple[str, list[str]]], levels: list[int]
+    make_ask: Callable[[httpx.AsyncClient], Ask],
+    questions: list[tuple[str, list[str]]],
+    levels: list[int],
+    serial: int,
 ) -> dict[int, Any]:
     """Each level in turn, in one event loop, with one HTTP client for the searches (and vLLM)."""
 
     async def go() -> dict[int, Any]:
         async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as http:
-            return {c: await run_level(make_ask(http), questions, c) for c in levels}
+            return {
+                c: await run_level(make_ask(http), questions[:serial] if c == 1 else questions, c)
+                for c in levels
+            }
 
     return asyncio.run(go())
 
@@ -172,6 +179,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=30)
+    parser.add_argument("--serial-questions", type=int, default=None, help="questions at concurrency 1")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--dataset", type=Path, default=Path("bench/data/ssrl-test.jsonl"))
@@ -180,6 +188,9 @@ def main() -> None:
     log_dir = args.out.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     questions = load_questions(args.dataset, args.questions)
+    serial = args.serial_questions or len(questions)
+    # A SIGTERM (a timeout) unwinds the with-blocks, so the servers started here stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     model_dir = prepare_embedded_model(Settings().cache_dir)
     port = free_port()
     retriever_args = [
@@ -206,7 +217,8 @@ def main() -> None:
                     )
                     return service_asker(client, mode, retriever.url, http, args.max_tokens)
 
-                results[mode] = measure(service_ask, questions, args.levels)
+                results[mode] = measure(service_ask, questions, args.levels, serial)
+                write_json(args.out.with_suffix(".partial.json"), {"results": results})
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -215,6 +227,7 @@ def main() -> None:
                 lambda http: vllm_loop_asker(server.url, retriever.url, http, tokenizer, args.max_tokens),
                 questions,
                 args.levels,
+                serial,
             )
     rows = []
     for level in args.levels:
@@ -233,10 +246,13 @@ def main() -> None:
                     "same_answer_as_baseline": sum(
                         a == b for a, b in zip(r["answers"], base["answers"], strict=True)
                     )
-                    / len(questions),
+                    / len(r["answers"]),
                 }
             )
-    print(f"\n{args.questions} questions of {args.dataset}, greedy, max_tokens {args.max_tokens}")
+    print(
+        f"\n{len(questions)} questions of {args.dataset} ({serial} at concurrency 1), greedy, "
+        f"max_tokens {args.max_tokens}"
+    )
     print(
         table(
             [
