@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 #: The modes that run the search loop: the model writes the <information> blocks (self), a search
-#: backend does (real), or the entropy-guided hybrid decides per search (entropy).
-AgentMode = Literal["self", "real", "entropy"]
+#: backend does (real), the entropy-guided hybrid decides per search (entropy), or the caller runs
+#: each search as an OpenAI tool call and sends the results back (client).
+AgentMode = Literal["self", "real", "entropy", "client"]
 #: Who writes the <information> blocks; ``off`` is plain chat with no agent prompt and no loop.
 SearchMode = Literal[AgentMode, "off"]
 SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
+AGENT_MODES: tuple[AgentMode, ...] = get_args(AgentMode)
 
 #: The search backends, by the names requests and settings use.
 BackendName = Literal["local", "retriever", "serper", "tavily", "brave", "searxng"]
@@ -33,12 +35,46 @@ class TextPart(_Lenient):
     text: str
 
 
+class FunctionCall(_Lenient):
+    name: str = Field(max_length=256)
+    arguments: str
+
+
+class ToolCall(_Lenient):
+    """A tool call as OpenAI writes it (and clients echo it back in the assistant message)."""
+
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class FunctionSpec(_Lenient):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+#: The one function this model can call: the SSRL search action, which the ``client`` search mode
+#: hands to the caller as a tool call.
+SEARCH_TOOL = "search"
+
+
+class ToolSpec(_Lenient):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
 class ChatMessage(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = Field(default=None, max_length=256)
-    #: An assistant message's reasoning, under vLLM's current name (``reasoning``) or its former
-    #: one (``reasoning_content``); accepted either way, and not rendered into the prompt.
+    #: An assistant message's tool calls (search_mode client: the searches the caller ran).
+    tool_calls: list[ToolCall] | None = None
+    #: A tool message's answer to one of those calls.
+    tool_call_id: str | None = Field(default=None, max_length=256)
+    #: An assistant message's reasoning (the trajectory text, as this service returns it), under
+    #: vLLM's current name (``reasoning``) or its former one (``reasoning_content``); accepted either
+    #: way, not rendered into the prompt except as the client mode's echoed trajectory.
     reasoning: str | None = None
     reasoning_content: str | None = None
 
@@ -66,17 +102,6 @@ class JsonSchemaFormat(_Lenient):
 class ResponseFormat(_Lenient):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
-
-
-class FunctionSpec(_Lenient):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-
-
-class ToolSpec(_Lenient):
-    type: Literal["function"]
-    function: FunctionSpec
 
 
 class FunctionName(_Lenient):
@@ -141,6 +166,7 @@ class ChatCompletionRequest(_Lenient):
     search_mode: SearchMode | None = None
     search: SearchOptions | None = None
     response_format: ResponseFormat | None = None
+    #: A function named ``search`` makes an agent request run in ``client`` mode; any other is a 400.
     tools: list[ToolSpec] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
 
@@ -213,8 +239,8 @@ class CompletionRequest(_Lenient):
 
 
 # -- the search trace (agent modes) --------------------------------------------------------------
-StepSource = Literal["self", "real", "fallback"]
-EndReason = Literal["answer", "token_budget", "malformed_action", "no_answer", "context_full"]
+StepSource = Literal["self", "real", "fallback", "client"]
+EndReason = Literal["answer", "token_budget", "malformed_action", "no_answer", "context_full", "tool_call"]
 
 
 class DocOut(BaseModel):
@@ -231,7 +257,7 @@ class SearchStep(BaseModel):
     query: str
     source: StepSource = Field(
         description="self: the model wrote the <information>; real: a backend did; "
-        "fallback: the backend failed and the model wrote it"
+        "fallback: the backend failed and the model wrote it; client: the caller ran it (a tool call)"
     )
     backend: str | None = None
     results: list[DocOut] = Field(default_factory=list)
@@ -266,6 +292,10 @@ class SearchTrace(BaseModel):
 
 
 # -- responses --------------------------------------------------------------------------------
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class TopLogprobOut(BaseModel):
     token: str
     logprob: float
@@ -280,6 +310,21 @@ class ChoiceLogprobs(BaseModel):
     content: list[TokenLogprobOut] | None
 
 
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ToolCallDelta(BaseModel):
+    """A streamed piece of a tool call: the first carries id, type and name; the rest argument text."""
+
+    index: int
+    id: str | None = Field(default=None, exclude_if=_unset)
+    type: Literal["function"] | None = Field(default=None, exclude_if=_unset)
+    function: dict[str, str]
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
@@ -287,6 +332,8 @@ class AssistantMessage(BaseModel):
     #: ``reasoning`` is vLLM's current name, ``reasoning_content`` its former one (same text).
     reasoning: str | None = None
     reasoning_content: str | None = None
+    #: search_mode client: the search the caller should run. On the wire only when there is one.
+    tool_calls: list[ToolCallOut] | None = Field(default=None, exclude_if=_unset)
 
     @classmethod
     def of(cls, content: str | None, reasoning: str | None = None) -> AssistantMessage:
@@ -332,10 +379,6 @@ class ChatCompletion(BaseModel):
     search_trace: SearchTrace | None = None
 
 
-def _unset(value: object) -> bool:
-    return value is None
-
-
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
@@ -343,6 +386,7 @@ class DeltaMessage(BaseModel):
     #: current name and its former one, with the same text.
     reasoning: str | None = Field(default=None, exclude_if=_unset)
     reasoning_content: str | None = Field(default=None, exclude_if=_unset)
+    tool_calls: list[ToolCallDelta] | None = Field(default=None, exclude_if=_unset)
 
     @classmethod
     def of_reasoning(cls, text: str) -> DeltaMessage:

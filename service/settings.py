@@ -202,9 +202,11 @@ class Settings(BaseSettings):
     )
     search_mode: SearchMode | None = Field(
         default=None,
-        description="Search mode for requests that do not choose one: self, real, entropy, or off "
-        "(plain chat); unset = real for SSRL models (the embedded default and the released "
-        "checkpoints: their name holds 'ssrl'), off for any other model.",
+        description="Search mode for requests that do not choose one: self, real, entropy, client (the "
+        "caller runs each search as an OpenAI tool call) or off (plain chat); a request declaring a "
+        "'search' tool runs in client mode when this is an agent mode; unset = real for SSRL models "
+        "(the embedded default and the released checkpoints: their name holds 'ssrl'), off for any "
+        "other model.",
     )
     shutdown_timeout: float = Field(
         default=30.0,

@@ -10,11 +10,8 @@ from jsonschema.validators import validator_for
 
 from service.engine.base import StructuredOutput
 from service.errors import InvalidRequestError
-from service.protocol import ChatCompletionRequest, ChatMessage, NamedToolChoice, ResponseFormat
+from service.protocol import SEARCH_TOOL, ChatCompletionRequest, ChatMessage, NamedToolChoice, ResponseFormat
 
-#: The one function this model can call: the SSRL search action, which the ``client`` search mode
-#: hands to the caller as a tool call.
-SEARCH_TOOL = "search"
 _NEEDS_CONTENT = ("system", "developer", "user")
 
 

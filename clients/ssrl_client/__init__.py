@@ -19,6 +19,7 @@ from ssrl_client._errors import (
     ServerError,
     SSRLError,
 )
+from ssrl_client._search import AsyncSearchFunction, SearchFunction, SearchResults
 from ssrl_client._streaming import AsyncStream, Stream
 from ssrl_client.client import AsyncClient, Client
 from ssrl_client.types import (
@@ -41,6 +42,7 @@ __all__ = [
     "APITimeoutError",
     "AnswerDelta",
     "AsyncClient",
+    "AsyncSearchFunction",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -54,6 +56,8 @@ __all__ = [
     "ReasoningDelta",
     "RequestTooLargeError",
     "SSRLError",
+    "SearchFunction",
+    "SearchResults",
     "SearchStep",
     "SearchStepEvent",
     "SearchTrace",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, Literal, overload
 
@@ -10,6 +11,15 @@ from tenacity import AsyncRetrying, Retrying
 
 from ssrl_client._base import BaseClient
 from ssrl_client._errors import APIConnectionError, APITimeoutError
+from ssrl_client._search import (
+    MAX_ROUNDS,
+    SEARCH_TOOL,
+    AsyncSearchFunction,
+    SearchFunction,
+    rounds_exhausted,
+    search_call,
+    tool_message,
+)
 from ssrl_client._streaming import AsyncStream, Stream
 from ssrl_client.types import ChatResult
 
@@ -69,7 +79,7 @@ class Client(BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | SearchFunction | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -81,7 +91,7 @@ class Client(BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | SearchFunction | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Stream: ...
@@ -93,7 +103,7 @@ class Client(BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | SearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream: ...
@@ -104,12 +114,16 @@ class Client(BaseClient[httpx.Client]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | SearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
         """A chat completion. ``params`` are OpenAI fields (max_tokens, temperature, seed, stop...).
-        With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block."""
+        With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block.
+        ``search`` is either the search options (backend, top_k, max_turns...) or a function that
+        runs each search itself (``query -> text or [{"title", "text", "url"}]``, client mode)."""
+        if callable(search):
+            return self._chat_searching(messages, search, model=model, stream=stream, params=params)
         body = self._chat_body(
             messages,
             model or self._default_model(),
@@ -133,6 +147,7 @@ class Client(BaseClient[httpx.Client]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: SearchFunction | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -147,6 +162,7 @@ class Client(BaseClient[httpx.Client]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: SearchFunction | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Stream: ...
@@ -161,6 +177,7 @@ class Client(BaseClient[httpx.Client]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: SearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream: ...
@@ -174,12 +191,52 @@ class Client(BaseClient[httpx.Client]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: SearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
-        """Ask one question through the search loop (``search_mode``: self, real, entropy or off)."""
-        search = self._search_options(backend, top_k, max_turns, threshold)
-        return self.chat(_question(question), search_mode=search_mode, search=search, stream=stream, **params)
+        """Ask one question through the search loop (``search_mode``: self, real, entropy, client or
+        off). With ``search=`` a function, the search runs here: the server asks for each search as a
+        tool call and this calls ``search(query)`` and sends its results back, until the answer."""
+        options = self._search_options(backend, top_k, max_turns, threshold)
+        if search is not None:
+            return self._chat_searching(
+                _question(question), search, stream=stream, params={**params, "search": options}
+            )
+        return self.chat(
+            _question(question), search_mode=search_mode, search=options, stream=stream, **params
+        )
+
+    def _chat_searching(
+        self,
+        messages: Messages,
+        search: SearchFunction,
+        *,
+        model: str | None = None,
+        stream: bool,
+        params: dict[str, Any],
+    ) -> ChatResult:
+        if stream:
+            raise TypeError("a search function runs the loop to its answer: use it without stream=True")
+        messages = list(messages)
+        options = params.pop("search", None)
+        for _ in range(MAX_ROUNDS):
+            body = self._chat_body(
+                messages,
+                model or self._default_model(),
+                stream=False,
+                search_mode="client",
+                search=options,
+                params={**params, "tools": [SEARCH_TOOL]},
+            )
+            response = self._send("POST", "/v1/chat/completions", json=body)
+            data = response.json()
+            call = search_call(data)
+            if call is None:
+                return ChatResult.from_wire(data, response.headers.get("x-request-id"))
+            message, call_id, query = call
+            messages += [message, tool_message(call_id, search(query))]
+        raise rounds_exhausted()
 
     def close(self) -> None:
         if self._owns_http:
@@ -240,7 +297,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | AsyncSearchFunction | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -252,7 +309,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | AsyncSearchFunction | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncStream: ...
@@ -264,7 +321,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | AsyncSearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream: ...
@@ -275,11 +332,14 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         *,
         model: str | None = None,
         search_mode: str | None = None,
-        search: Mapping[str, Any] | None = None,
+        search: Mapping[str, Any] | AsyncSearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:
-        """As ``Client.chat``; with ``stream=True`` use the result in an ``async with`` block."""
+        """As ``Client.chat``; with ``stream=True`` use the result in an ``async with`` block.
+        A ``search`` function may be sync or async."""
+        if callable(search):
+            return await self._chat_searching(messages, search, model=model, stream=stream, params=params)
         body = self._chat_body(
             messages,
             model or await self._default_model(),
@@ -303,6 +363,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: AsyncSearchFunction | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -317,6 +378,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: AsyncSearchFunction | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncStream: ...
@@ -331,6 +393,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: AsyncSearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream: ...
@@ -344,14 +407,53 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         top_k: int | None = None,
         max_turns: int | None = None,
         threshold: float | None = None,
+        search: AsyncSearchFunction | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:
-        """As ``Client.ask``."""
-        search = self._search_options(backend, top_k, max_turns, threshold)
+        """As ``Client.ask``; a ``search`` function may be sync or async."""
+        options = self._search_options(backend, top_k, max_turns, threshold)
+        if search is not None:
+            return await self._chat_searching(
+                _question(question), search, stream=stream, params={**params, "search": options}
+            )
         return await self.chat(
-            _question(question), search_mode=search_mode, search=search, stream=stream, **params
+            _question(question), search_mode=search_mode, search=options, stream=stream, **params
         )
+
+    async def _chat_searching(
+        self,
+        messages: Messages,
+        search: AsyncSearchFunction,
+        *,
+        model: str | None = None,
+        stream: bool,
+        params: dict[str, Any],
+    ) -> ChatResult:
+        if stream:
+            raise TypeError("a search function runs the loop to its answer: use it without stream=True")
+        messages = list(messages)
+        options = params.pop("search", None)
+        for _ in range(MAX_ROUNDS):
+            body = self._chat_body(
+                messages,
+                model or await self._default_model(),
+                stream=False,
+                search_mode="client",
+                search=options,
+                params={**params, "tools": [SEARCH_TOOL]},
+            )
+            response = await self._send("POST", "/v1/chat/completions", json=body)
+            data = response.json()
+            call = search_call(data)
+            if call is None:
+                return ChatResult.from_wire(data, response.headers.get("x-request-id"))
+            message, call_id, query = call
+            results = search(query)
+            if inspect.isawaitable(results):
+                results = await results
+            messages += [message, tool_message(call_id, results)]
+        raise rounds_exhausted()
 
     async def close(self) -> None:
         if self._owns_http:

@@ -19,11 +19,12 @@ class Doc(_Model):
 
 
 class SearchStep(_Model):
-    """One search of the trajectory and who answered it: ``self``, ``real`` or ``fallback``."""
+    """One search of the trajectory and who answered it: ``self``, ``real``, ``fallback`` or
+    ``client`` (the caller's own search function)."""
 
     index: int
     query: str
-    source: Literal["self", "real", "fallback"]
+    source: Literal["self", "real", "fallback", "client"]
     backend: str | None = None
     results: list[Doc] = Field(default_factory=list)
     self_information: str | None = None

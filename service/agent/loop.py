@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +53,16 @@ class LoopConfig:
     result_words: int = 100
 
 
+@dataclass(frozen=True)
+class PastSearch:
+    """A search the caller ran for an earlier request (search_mode ``client``): the assistant text that
+    ended with it, its query, and the results it sent back (already cleaned)."""
+
+    segment: str
+    query: str
+    docs: list[Doc]
+
+
 @dataclass
 class TextDelta:
     text: str
@@ -71,6 +82,9 @@ class LoopResult:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    #: search_mode client: the search the caller must run (finish_reason ``tool_calls``).
+    tool_call_id: str | None = None
+    tool_query: str | None = None
 
 
 LoopEvent = TextDelta | StepEvent | LoopResult
@@ -103,6 +117,8 @@ class AgentLoop:
         #: correction text (which itself mentions <answer> and </answer>).
         self._own: list[str] = []
         self._ids: list[int] = []
+        #: Where this request's text starts (after the searches of earlier requests, in client mode).
+        self._start = 0
         self._completion_tokens = 0
         self._previous_score: float | None = None
 
@@ -119,20 +135,24 @@ class AgentLoop:
         searching = self.config.mode != "self" and len(self.trace.steps) < self.config.max_turns
         return (SEARCH_CLOSE, ANSWER_CLOSE) if searching else (ANSWER_CLOSE,)
 
-    def _result(self, finish: str, end: str, detail: str | None = None) -> LoopResult:
+    def _result(
+        self, finish: str, end: str, detail: str | None = None, tool_query: str | None = None
+    ) -> LoopResult:
         self.trace.end_reason = end  # type: ignore[assignment]
         self.trace.detail = detail
         self._fill_self_information()
         turns = self.trace.turns
         answers = [a for a in map(last_answer, self._own) if a is not None]
         return LoopResult(
-            trajectory=self._text,
+            trajectory=self._text[self._start :],
             answer=answers[-1] if answers else None,
             finish_reason=finish,
             trace=self.trace,
             prompt_tokens=sum(t.prompt_tokens for t in turns),
             completion_tokens=self._completion_tokens,
             cached_tokens=sum(t.cached_tokens for t in turns),
+            tool_call_id=None if tool_query is None else f"call_{uuid.uuid4().hex[:24]}",
+            tool_query=tool_query,
         )
 
     def _fill_self_information(self) -> None:
@@ -145,12 +165,32 @@ class AgentLoop:
             ]
             return
         for step, (_, info) in zip(self.trace.steps, found, strict=False):
-            if step.source != "real":
+            if step.source in ("self", "fallback"):
                 step.self_information = info
 
     # -- the loop ----------------------------------------------------------------------------
-    async def run(self, prompt_ids: list[int], prefill: str = "") -> AsyncGenerator[LoopEvent, None]:
+    def _replay(self, history: Sequence[PastSearch]) -> None:
+        """The trajectory of earlier requests (client mode): each assistant segment, then the results
+        the caller sent, rendered as the ``real`` mode would have injected them."""
+        for past in history:
+            self._own.append(past.segment)
+            self._append(past.segment)
+            self.trace.steps.append(
+                SearchStep(
+                    index=len(self.trace.steps),
+                    query=past.query,
+                    source="client",
+                    results=[_doc_out(d) for d in past.docs],
+                )
+            )
+            self._append(self.config.observation.render(past.docs))
+        self._start = len(self._text)
+
+    async def run(
+        self, prompt_ids: list[int], prefill: str = "", history: Sequence[PastSearch] = ()
+    ) -> AsyncGenerator[LoopEvent, None]:
         pending: _Segment | None = None
+        self._replay(history)
         if prefill:
             self._own.append(prefill)
             yield self._append(prefill)
@@ -185,6 +225,17 @@ class AgentLoop:
                     return
                 self.trace.corrections += 1
                 yield self._append(CORRECTION)
+            elif self.config.mode == "client":
+                step = SearchStep(
+                    index=len(self.trace.steps),
+                    query=action.query,
+                    source="client",
+                    cached_tokens=pending.cached,
+                )
+                self.trace.steps.append(step)
+                yield StepEvent(step)
+                yield self._result("tool_calls", "tool_call", tool_query=action.query)
+                return
             else:
                 score = (
                     query_uncertainty(pending.logprobs, action.start, action.end)

@@ -58,7 +58,12 @@ class ObservationFormat:
             return "\n".join(f"{i}. {_one_line(d.text)}" for i, d in enumerate(docs, 1))
         if self.style == "space":
             return " ".join(_one_line(d.text) for d in docs)
-        return "\n".join(f"Doc {i}: {_one_line(d.title)} {_one_line(d.text)}" for i, d in enumerate(docs, 1))
+        return "\n".join(f"Doc {i}: {_titled(d)}" for i, d in enumerate(docs, 1))
+
+
+def _titled(doc: Doc) -> str:
+    """A document's title and text on one line (a result sent as plain text has no title)."""
+    return " ".join(part for part in (_one_line(doc.title), _one_line(doc.text)) if part)
 
 
 def _one_line(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
+from service.agent.tool_calls import SEARCH_TOOL
 from service.engine.base import EngineError
 from service.errors import EngineFailureError, SearchBackendError
 from service.metrics import ServiceMetrics
@@ -19,12 +21,38 @@ from service.protocol import (
     Choice,
     ChunkChoice,
     DeltaMessage,
+    FunctionCall,
+    ToolCallDelta,
+    ToolCallOut,
     Usage,
 )
 
 
 def _usage(result: LoopResult) -> Usage:
     return Usage.of(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
+
+
+def _arguments(result: LoopResult) -> str:
+    return json.dumps({"query": result.tool_query})
+
+
+def _message(result: LoopResult) -> AssistantMessage:
+    """The answer as content and the trajectory as reasoning_content; for a search the caller runs
+    (client mode), the tool call, with this request's trajectory in content too, because that is the
+    field every client echoes back (LangChain's ChatOpenAI drops reasoning_content)."""
+    if result.tool_query is None:
+        return AssistantMessage.of(result.answer, result.trajectory)
+    assert result.tool_call_id is not None
+    call = ToolCallOut(
+        id=result.tool_call_id, function=FunctionCall(name=SEARCH_TOOL, arguments=_arguments(result))
+    )
+    message = AssistantMessage.of(result.trajectory, result.trajectory)
+    message.tool_calls = [call]
+    return message
+
+
+def _argument_pieces(arguments: str, size: int = 16) -> list[str]:
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
 
 
 @dataclass(frozen=True)
@@ -44,7 +72,8 @@ class AgentCompletion:
         """The loop's events, its failures as the errors a client sees."""
         prepared = self.prepared
         try:
-            async with aclosing(prepared.loop.run(prepared.prompt_ids, prepared.prefill)) as events:
+            run = prepared.loop.run(prepared.prompt_ids, prepared.prefill, prepared.history)
+            async with aclosing(run) as events:
                 async for event in events:
                     yield event
         except EngineError as exc:
@@ -70,13 +99,7 @@ class AgentCompletion:
         return ChatCompletion(
             id=self.prepared.completion_id,
             model=self.prepared.model,
-            choices=[
-                Choice(
-                    index=0,
-                    message=AssistantMessage.of(result.answer, result.trajectory),
-                    finish_reason=result.finish_reason,
-                )
-            ],
+            choices=[Choice(index=0, message=_message(result), finish_reason=result.finish_reason)],
             usage=usage,
             search_trace=result.trace,
         )
@@ -102,11 +125,13 @@ class AgentCompletion:
                 yield chunk_of(DeltaMessage(), search_step=event.step)
             else:
                 usage = self._record(event)
-                yield chunk_of(
-                    DeltaMessage(content=event.answer),
-                    event.finish_reason,
-                    search_trace=event.trace,
-                )
+                if event.tool_query is not None:
+                    for delta in _tool_call_deltas(event):
+                        yield chunk_of(delta)
+                    last = DeltaMessage()
+                else:
+                    last = DeltaMessage(content=event.answer)
+                yield chunk_of(last, event.finish_reason, search_trace=event.trace)
                 if prepared.include_usage:
                     yield ChatCompletionChunk(
                         id=prepared.completion_id,
@@ -115,3 +140,21 @@ class AgentCompletion:
                         choices=[],
                         usage=usage,
                     )
+
+
+def _tool_call_deltas(result: LoopResult) -> list[DeltaMessage]:
+    """A search the caller runs, streamed as OpenAI streams a tool call: this request's trajectory as
+    content (what clients accumulate and echo back), then the call's id, type and name, then its
+    arguments in pieces."""
+    assert result.tool_call_id is not None
+    first = ToolCallDelta(
+        index=0, id=result.tool_call_id, type="function", function={"name": SEARCH_TOOL, "arguments": ""}
+    )
+    return [
+        DeltaMessage(content=result.trajectory),
+        DeltaMessage(tool_calls=[first]),
+        *(
+            DeltaMessage(tool_calls=[ToolCallDelta(index=0, function={"arguments": piece})])
+            for piece in _argument_pieces(_arguments(result))
+        ),
+    ]

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from service.agent.backends import BackendPool
-from service.agent.loop import AgentLoop, LoopConfig
+from service.agent.loop import AgentLoop, LoopConfig, PastSearch
 from service.agent.prompts import (
     PRESETS,
     SEARCH_R1_INSTRUCTION,
@@ -16,6 +16,7 @@ from service.agent.prompts import (
     load_template,
     preset_for_model,
 )
+from service.agent.tool_calls import check_tools, read_history
 from service.chat import render_prompt
 from service.engine.base import ChatMessageDict, Engine
 from service.errors import InvalidRequestError
@@ -32,6 +33,8 @@ class PreparedAgent:
     prefill: str
     loop: AgentLoop
     include_usage: bool
+    #: search_mode client: the searches the caller ran for earlier requests.
+    history: tuple[PastSearch, ...] = ()
 
 
 class AgentRuntime:
@@ -48,23 +51,38 @@ class AgentRuntime:
         )
         self.observation: ObservationFormat = PRESETS[self.preset]
 
-    def _messages(self, request: ChatCompletionRequest, mode: AgentMode) -> tuple[list[ChatMessageDict], str]:
+    def _messages(
+        self, request: ChatCompletionRequest, mode: AgentMode, top_k: int
+    ) -> tuple[list[ChatMessageDict], str, list[PastSearch]]:
         """System messages kept; the last user message becomes the instruction's question; a final
-        assistant message is a prefill the trajectory continues from."""
+        assistant message is a prefill the trajectory continues from. In client mode the messages
+        after the question may also hold the searches the caller ran (tool calls and results)."""
         messages = list(request.messages)
-        prefill = ""
-        if messages[-1].role == "assistant":
-            prefill = messages.pop().text()
-        users = [m for m in messages if m.role == "user"]
-        if not users:
+        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+        if last_user is None:
             raise InvalidRequestError(
                 "search modes need a user message holding the question", param="messages"
             )
+        history: list[PastSearch] = []
+        prefill = ""
+        if mode == "client":
+            past = read_history(messages, last_user + 1, top_k, self.settings.agent.result_words)
+            history, prefill = past.searches, past.prefill
+            messages = messages[: last_user + 1]
+        else:
+            for i, m in enumerate(messages):
+                if m.role == "tool" or m.tool_calls:
+                    raise InvalidRequestError(
+                        f"tool calls and tool messages need search_mode 'client' (this request is '{mode}')",
+                        param=f"messages[{i}]",
+                    )
+            if messages[-1].role == "assistant":
+                prefill = messages.pop().text()
         template = self.self_instruction if mode == "self" else self.instruction
         system: list[ChatMessageDict] = [
             {"role": m.role, "content": m.text()} for m in messages if m.role in ("system", "developer")
         ]
-        return agent_messages(users[-1].text(), template, system), prefill
+        return agent_messages(messages[last_user].text(), template, system), prefill, history
 
     async def prepare(
         self, request: ChatCompletionRequest, mode: AgentMode, engine: Engine, model: str
@@ -83,7 +101,11 @@ class AgentRuntime:
                 "which a JSON constraint would break; send search_mode 'off' for JSON output",
                 param="response_format",
             )
-        chat, prefill = self._messages(request, mode)
+        options = request.search
+        top_k = options.top_k if options and options.top_k is not None else self.settings.search.top_k
+        if mode == "client":
+            check_tools(request)
+        chat, prefill, history = self._messages(request, mode, top_k)
         prompt_ids = render_prompt(engine, chat)
         room = engine.max_model_len - len(prompt_ids)
         if room <= len(engine.encode(prefill)):
@@ -93,11 +115,10 @@ class AgentRuntime:
                 code="context_length_exceeded",
             )
         asked = request.requested_max_tokens()
-        options = request.search
         agent = self.settings.agent
         backend = None
         backend_name = None
-        if mode != "self":
+        if mode not in ("self", "client"):
             backend_name = (options and options.backend) or self.settings.search.backend
             backend = await self.backends.get(backend_name)
         config = LoopConfig(
@@ -105,7 +126,7 @@ class AgentRuntime:
             budget=asked if asked is not None else self.settings.default_max_tokens,
             context_room=room,
             max_turns=options.max_turns if options and options.max_turns is not None else agent.max_turns,
-            top_k=options.top_k if options and options.top_k is not None else self.settings.search.top_k,
+            top_k=top_k,
             temperature=0.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
             seed=None if request.seed is None else request.seed % 2**63,
@@ -119,7 +140,14 @@ class AgentRuntime:
             fallback=agent.fallback,
             result_words=agent.result_words,
         )
+        if len(history) > config.max_turns:
+            raise InvalidRequestError(
+                f"the messages hold {len(history)} searches, more than max_turns ({config.max_turns})",
+                param="messages",
+            )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         loop = AgentLoop(engine, config, backend, completion_id)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        return PreparedAgent(completion_id, model, mode, prompt_ids, prefill, loop, include_usage)
+        return PreparedAgent(
+            completion_id, model, mode, prompt_ids, prefill, loop, include_usage, tuple(history)
+        )

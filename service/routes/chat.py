@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.agent.respond import AgentCompletion
+from service.agent.tool_calls import resolve_mode
 from service.chat import PlainChat, prepare_chat
 from service.engine.base import Engine
 from service.errors import NotFoundError
@@ -26,7 +27,7 @@ _BODY = {
 
 async def _completion(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Completion:
     """The request, prepared for its search mode: plain chat (off) or an agent run."""
-    mode = chat.search_mode or state.settings.default_search_mode()
+    mode = resolve_mode(chat, state.settings.default_search_mode())
     if mode == "off":
         return PlainChat(prepare_chat(chat, engine, state.settings, state.model_name), engine, state.metrics)
     prepared = await state.agent.prepare(chat, mode, engine, state.model_name)

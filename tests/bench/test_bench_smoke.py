@@ -78,3 +78,15 @@ def test_stress_smoke(tmp_path: Path) -> None:
     assert result["failures"] == 0 and result["engine_requests_left"] == 0
     assert result["outcomes"]["ok"] > 0
     assert set(result["outcomes"]) <= {"ok", "refused"}
+
+
+@pytest.mark.e2e
+def test_client_mode_smoke(tmp_path: Path) -> None:
+    result = run_bench(
+        "bench.client_mode", tmp_path / "c.json", "--questions", "2", "--levels", "2", "--max-tokens", "400"
+    )
+    rows = {row["system"]: row for row in result["rows"]}
+    assert set(rows) == {"vllm_loop", "real", "client"}
+    assert rows["vllm_loop"]["qps_ratio"] == 1.0
+    for row in rows.values():
+        assert row["questions"] == 2 and row["questions_per_s"] > 0 and row["searches_per_q"] >= 1

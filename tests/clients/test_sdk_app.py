@@ -171,3 +171,33 @@ def test_stream_error_frame_parsing_is_strict_json() -> None:
         "search_failed",
         "r-1",
     )
+
+
+async def test_ask_with_a_search_function_runs_the_client_loop(call) -> None:
+    queries: list[str] = []
+
+    def my_search(query: str) -> list[dict[str, str]]:
+        queries.append(query)
+        return [{"title": "Paris", "text": "Paris is the capital of France.", "url": "https://x/Paris"}]
+
+    result = await call("ask", "What is the capital of France?", search=my_search, top_k=2)
+    assert queries == ["capital of France"]
+    assert result.answer == "Paris" and result.finish_reason == "stop"
+    [step] = result.steps
+    assert (step.source, step.query, step.results[0].text) == (
+        "client",
+        "capital of France",
+        "Paris is the capital of France.",
+    )
+
+
+async def test_async_client_awaits_an_async_search_function() -> None:
+    async def my_search(query: str) -> str:
+        return f"Nothing about {query}."
+
+    async with running(make_app()) as http:
+        c = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+        result = await c.chat([{"role": "user", "content": "capital of France?"}], search=my_search)
+        with pytest.raises(TypeError):
+            await c.ask("q", search=my_search, stream=True)
+    assert result.answer == "Paris" and result.steps[0].results[0].text == "Nothing about capital of France."

@@ -16,6 +16,8 @@ def sync_calls(client: Client, flag: bool) -> None:
     assert_type(client.chat(MESSAGES, stream=flag), ChatResult | Stream)
     assert_type(client.ask("q", search_mode="real", top_k=2), ChatResult)
     assert_type(client.ask("q", stream=True), Stream)
+    assert_type(client.ask("q", search=lambda query: [{"title": "t", "text": query}]), ChatResult)
+    assert_type(client.chat(MESSAGES, search=lambda query: "results"), ChatResult)
 
 
 async def async_calls(client: AsyncClient, flag: bool) -> None:
@@ -24,3 +26,8 @@ async def async_calls(client: AsyncClient, flag: bool) -> None:
     assert_type(await client.chat(MESSAGES, stream=flag), ChatResult | AsyncStream)
     assert_type(await client.ask("q", max_turns=1), ChatResult)
     assert_type(await client.ask("q", stream=True), AsyncStream)
+
+    async def search(query: str) -> str:
+        return query
+
+    assert_type(await client.ask("q", search=search), ChatResult)

@@ -63,7 +63,7 @@ def test_modes_and_backend_names_are_written_once_in_protocol() -> None:
     from service.search.registry import BACKENDS
     from service.settings import Settings
 
-    assert SEARCH_MODES == ("self", "real", "entropy", "off")
+    assert SEARCH_MODES == ("self", "real", "entropy", "client", "off")
     request_modes = ChatCompletionRequest.model_json_schema()["properties"]["search_mode"]["anyOf"][0]
     assert tuple(request_modes["enum"]) == SEARCH_MODES
     settings_modes = Settings.model_json_schema()["properties"]["search_mode"]["anyOf"][0]
