@@ -88,27 +88,31 @@ def _adapter_id(adapter: Path) -> dict[str, object]:
     return {"adapter_sha256": digest.hexdigest()}
 
 
+def _built_from(target: Path, source_id: dict[str, object]) -> bool:
+    try:
+        return bool(json.loads((target / _MARKER).read_text()) == source_id)
+    except (OSError, ValueError):
+        return False
+
+
 def _prepared(target: Path, source_id: dict[str, object], build: Callable[[Path], None]) -> Path:
     """``target``, built by ``build`` unless its marker says it was built from ``source_id``.
 
     The build writes into a temporary directory beside the target and renames it into place, so a
     crash half-way never leaves a directory that looks ready.
     """
-    marker = target / _MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()) == source_id:
-                return target
-        except (OSError, ValueError):
-            pass
+    if _built_from(target, source_id):
+        return target
+    if (target / _MARKER).is_file():
         logger.info("cached conversion in %s is stale; converting again", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         build(work)
         (work / _MARKER).write_text(json.dumps(source_id))
-        if target.exists():
-            shutil.rmtree(target)
+        if _built_from(target, source_id):  # another process finished the same build meanwhile
+            return target
+        shutil.rmtree(target, ignore_errors=True)
         os.replace(work, target)
     finally:
         if work.exists():
@@ -124,7 +128,9 @@ def prepare_embedded_model(cache_dir: Path, name: str = SSRL_MODEL) -> Path:
     if name == SSRL_MODEL:
         return prepare_adapter_model(SSRL_ADAPTER_DIR, cache_dir, name)
     gguf = embedded_gguf_path()
-    source_id: dict[str, object] = {"source": str(gguf), "size": gguf.stat().st_size}
+    # By file name and size, not path: every virtual environment (worktree, image) installs the same
+    # file from the same package version, and must share one conversion.
+    source_id: dict[str, object] = {"source": gguf.name, "size": gguf.stat().st_size}
     return _prepared(cache_dir / "models" / name, source_id, lambda work: _convert_gguf(gguf, work))
 
 

@@ -74,9 +74,31 @@ def test_embedded_model_reuses_a_matching_conversion(tmp_path: Path, monkeypatch
     gguf = _fake_gguf(tmp_path, monkeypatch)
     target = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
     target.mkdir(parents=True)
-    marker = {"source": str(gguf), "size": gguf.stat().st_size}
+    # written by another virtual environment: same file name and size, another path
+    marker = {"source": gguf.name, "size": gguf.stat().st_size}
     (target / "ssrl-converted.json").write_text(json.dumps(marker))
     assert resolve_model("smollm2-135m-instruct", tmp_path / "cache") == str(target)
+
+
+def test_a_build_finished_meanwhile_by_another_process_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers starting on a cold cache: the second to finish keeps the first one's result
+    (no rmtree under a server that is loading it)."""
+    gguf = _fake_gguf(tmp_path, monkeypatch)
+    target = tmp_path / "cache" / "models" / "smollm2-135m-instruct"
+
+    def convert(source: Path, work: Path) -> None:
+        (work / "config.json").write_text('{"mine": true}')
+        target.mkdir(parents=True)  # the other process lands its build while this one works
+        (target / "config.json").write_text('{"theirs": true}')
+        marker = {"source": gguf.name, "size": gguf.stat().st_size}
+        (target / "ssrl-converted.json").write_text(json.dumps(marker))
+
+    monkeypatch.setattr(model_files, "_convert_gguf", convert)
+    assert resolve_model("smollm2-135m-instruct", tmp_path / "cache") == str(target)
+    assert json.loads((target / "config.json").read_text()) == {"theirs": True}
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # the work dir is gone
 
 
 def test_failed_conversion_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
