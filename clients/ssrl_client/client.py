@@ -27,12 +27,24 @@ class Client(BaseClient[httpx.Client]):
         return httpx.Client(timeout=self.timeout)
 
     # -- transport ---------------------------------------------------------------------------
-    def _send(self, method: str, path: str, *, json: Any = None, stream: bool = False) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         url = self.base_url + path
         for attempt in Retrying(**self._retry_policy()):
             with attempt:
                 request = self._http.build_request(
-                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    headers={**self._headers(), **(headers or {})},
+                    timeout=self.timeout,
                 )
                 try:
                     response = self._http.send(request, stream=stream)
@@ -70,6 +82,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -82,6 +95,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Stream: ...
@@ -94,6 +108,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream: ...
@@ -105,20 +120,22 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
         """A chat completion. ``params`` are OpenAI fields (max_tokens, temperature, seed, stop...).
-        With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block."""
+        With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block.
+
+        ``session_id`` is the routing key sent as ``X-Session-ID`` (what vllm-router's
+        ``consistent_hash`` policy keys on); unset, it is derived from the conversation's opening
+        messages, so every request of one conversation or ``ask`` carries the same key."""
+        model = model or self._default_model()
         body = self._chat_body(
-            messages,
-            model or self._default_model(),
-            stream=stream,
-            search_mode=search_mode,
-            search=search,
-            params=params,
+            messages, model, stream=stream, search_mode=search_mode, search=search, params=params
         )
-        response = self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        headers = self._session_headers(messages, model, session_id)
+        response = self._send("POST", "/v1/chat/completions", json=body, stream=stream, headers=headers)
         if stream:
             return Stream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
@@ -177,7 +194,9 @@ class Client(BaseClient[httpx.Client]):
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
-        """Ask one question through the search loop (``search_mode``: self, real, entropy or off)."""
+        """Ask one question through the search loop (``search_mode``: self, real, entropy or off).
+        Every request of one ask (retries included) carries the same ``X-Session-ID``; pass
+        ``session_id=`` to choose it."""
         search = self._search_options(backend, top_k, max_turns, threshold)
         return self.chat(_question(question), search_mode=search_mode, search=search, stream=stream, **params)
 
@@ -199,13 +218,23 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         return httpx.AsyncClient(timeout=self.timeout)
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, stream: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         url = self.base_url + path
         async for attempt in AsyncRetrying(**self._retry_policy()):
             with attempt:
                 request = self._http.build_request(
-                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    headers={**self._headers(), **(headers or {})},
+                    timeout=self.timeout,
                 )
                 try:
                     response = await self._http.send(request, stream=stream)
@@ -241,6 +270,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -253,6 +283,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncStream: ...
@@ -265,6 +296,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream: ...
@@ -276,19 +308,17 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:
         """As ``Client.chat``; with ``stream=True`` use the result in an ``async with`` block."""
+        model = model or await self._default_model()
         body = self._chat_body(
-            messages,
-            model or await self._default_model(),
-            stream=stream,
-            search_mode=search_mode,
-            search=search,
-            params=params,
+            messages, model, stream=stream, search_mode=search_mode, search=search, params=params
         )
-        response = await self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        headers = self._session_headers(messages, model, session_id)
+        response = await self._send("POST", "/v1/chat/completions", json=body, stream=stream, headers=headers)
         if stream:
             return AsyncStream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
