@@ -53,8 +53,9 @@ def router_binary() -> str:
     return found
 
 
-def start_router(policy: str, workers: Sequence[str], log_dir: Path) -> Server:
-    """The vLLM project's router in front of ``workers``; unhealthy workers are noticed within ~1 s."""
+def start_router(policy: str, workers: Sequence[str], log_dir: Path, *, retries: bool = True) -> Server:
+    """The vLLM project's router in front of ``workers``; unhealthy workers are noticed within ~1 s.
+    ``retries=False`` turns the router's own retries off, so that failed requests reach the client."""
     port = free_port()
     args = [
         router_binary(),
@@ -74,6 +75,7 @@ def start_router(policy: str, workers: Sequence[str], log_dir: Path) -> Server:
         "120",
         "--log-level",
         "warning",
+        *([] if retries else ["--disable-retries"]),
     ]
     return Server(args, port, log_dir / f"router-{policy}-{port}.log", timeout=60)
 
@@ -206,7 +208,8 @@ async def failover(
     statuses: list[int] = []
 
     async def on_response(response: httpx.Response) -> None:
-        statuses.append(response.status_code)
+        if response.request.url.path.endswith("/chat/completions"):
+            statuses.append(response.status_code)
 
     http = httpx.AsyncClient(timeout=120, event_hooks={"response": [on_response]})
     client = AsyncClient(
@@ -241,9 +244,9 @@ async def failover(
         if killed_in_flight > 0:
             break
         await asyncio.sleep(0.05)
+    statuses_at_kill = len(statuses)
     await asyncio.to_thread(kill_victim, replicas[victim])
     killed_at = time.monotonic() - start
-    statuses_at_kill = len(statuses)
     _, pending = await asyncio.wait(tasks, timeout=max(deadline - (time.monotonic() - start), 1))
     for task in pending:
         task.cancel()
@@ -261,7 +264,9 @@ async def failover(
         "elapsed_s": round(elapsed, 2),
         "responses_5xx_seen_by_sdk": sum(s >= 500 for s in statuses),
         "responses_5xx_after_kill": sum(s >= 500 for s in statuses[statuses_at_kill:]),
+        "statuses_5xx": sorted({s for s in statuses if s >= 500}),
         "responses_200": sum(s == 200 for s in statuses),
+        "responses_200_after_kill": sum(s == 200 for s in statuses[statuses_at_kill:]),
         "survivor_served": int(survivor_served),
     }
 
@@ -276,7 +281,7 @@ def run(trajectories: int, turns: int, max_tokens: int, log_dir: Path) -> dict[s
                 firsts = openings(trajectories, offset * trajectories)
                 turns_run = run_sequential(router.url, replicas, firsts, turns, max_tokens)
                 results[policy] = {**summarise(turns_run), "turns": [asdict(t) for t in turns_run]}
-        with start_router("consistent_hash", workers, log_dir) as router:
+        with start_router("consistent_hash", workers, log_dir, retries=False) as router:
             firsts = openings(max(trajectories // 2, 4), 2 * trajectories)
             results["failover"] = asyncio.run(
                 failover(router.url, replicas, firsts, victim=1, max_tokens=max_tokens * 3, deadline=240)
