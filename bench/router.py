@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
             ],
         )
     )
-    write_json(args.out, {"command": " ".join(sys.argv), **results})
+    command = " ".join(["python -m bench.router", *(argv if argv is not None else sys.argv[1:])])
+    write_json(args.out, {"command": command.strip(), **results})
 
 
 if __name__ == "__main__":
