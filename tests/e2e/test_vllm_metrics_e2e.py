@@ -86,6 +86,7 @@ def test_vllm_metrics_match_vllms_own_server(server: RunningServer, vllm_referen
     one_request(server.base_url, server.api_key)
     ours_text = httpx.get(server.base_url + "/metrics", timeout=10).text
     ours, theirs = vllm_families(ours_text), vllm_families(vllm_reference)
+    print(f"vllm:* families: vLLM's own server {len(theirs)}, this service {len(ours)}")
 
     for name, kind in REQUIRED.items():
         assert theirs.get(name, ("missing",))[0] == kind, f"vLLM's own server: {name} {theirs.get(name)}"
