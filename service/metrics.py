@@ -18,6 +18,7 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._included: list[CollectorRegistry] = []
         self.requests = Counter(
             "ssrl_requests",
             "HTTP requests by route and status.",
@@ -65,6 +66,12 @@ class ServiceMetrics:
 
     def bind_engine_gauge(self, read: Callable[[], int]) -> None:
         self.engine_unfinished.set_function(read)
+
+    def include(self, registry: CollectorRegistry) -> None:
+        """Serve another registry's metrics (the engine's ``vllm:*``) from this one, once."""
+        if registry not in self._included:
+            self._included.append(registry)
+            self.registry.register(registry)
 
     def record_usage(self, usage: Usage) -> None:
         self.tokens.labels("prompt").inc(usage.prompt_tokens)

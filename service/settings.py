@@ -48,6 +48,28 @@ class EngineSettings(BaseModel):
     pipeline_parallel_size: int = Field(
         default=1, ge=1, le=64, description="Pipeline stages (layers split over GPUs or nodes)."
     )
+    data_parallel_size: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Engine copies (data parallel) inside this replica, e.g. one per GPU for a model that "
+        "fits one GPU; a request's X-Session-ID pins it to one of them (its prefix cache).",
+    )
+    data_parallel_size_local: int | None = Field(
+        default=None, ge=0, le=1024, description="Data-parallel ranks on this node (multi-node); unset = all."
+    )
+    data_parallel_start_rank: int | None = Field(
+        default=None, ge=0, le=1024, description="First data-parallel rank on this node (multi-node)."
+    )
+    data_parallel_address: str | None = Field(
+        default=None, max_length=255, description="Address of the first node, for multi-node data parallel."
+    )
+    data_parallel_rpc_port: int | None = Field(
+        default=None, ge=1, le=65535, description="RPC port on the first node, for multi-node data parallel."
+    )
+    data_parallel_backend: Literal["mp", "ray"] | None = Field(
+        default=None, description="How data-parallel engines start: 'mp' or 'ray'; unset = vLLM's."
+    )
     distributed_executor_backend: Literal["mp", "ray"] | None = Field(
         default=None,
         description="How vLLM runs its workers when parallel: 'mp' on one node, 'ray' across nodes; "

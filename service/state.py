@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.agent.runtime import AgentRuntime
-from service.engine.base import Engine
+from service.engine.base import Engine, ExportsMetrics
 from service.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
 from service.metrics import ServiceMetrics
 from service.settings import Settings
@@ -59,6 +59,8 @@ class ServiceState:
     def set_engine(self, engine: Engine) -> None:
         self.engine = engine
         self.metrics.bind_engine_gauge(engine.num_unfinished_requests)
+        if isinstance(engine, ExportsMetrics):  # vLLM's own vllm:* metrics, beside the ssrl_* ones
+            self.metrics.include(engine.metrics_registry)
         self.metrics.engine_ready.set(1)
 
     def ready_engine(self) -> Engine:

@@ -7,6 +7,7 @@ with Client(base_url="http://localhost:8000", api_key="...") as client:
     print(result.answer, [step.query for step in result.steps])
 """
 
+from ssrl_client._base import SESSION_HEADER, session_key
 from ssrl_client._errors import (
     APIConnectionError,
     APIStatusError,
@@ -55,6 +56,7 @@ __all__ = [
     "RateLimitError",
     "ReasoningDelta",
     "RequestTooLargeError",
+    "SESSION_HEADER",
     "SSRLError",
     "SearchFunction",
     "SearchResults",
@@ -65,4 +67,5 @@ __all__ = [
     "Stream",
     "StreamEvent",
     "Usage",
+    "session_key",
 ]

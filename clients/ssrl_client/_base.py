@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -19,6 +21,22 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
+#: The routing key's header: vllm-router's consistent_hash policy reads it first (before any body field).
+SESSION_HEADER = "X-Session-ID"
+
+
+def session_key(messages: list[dict[str, Any]], model: str) -> str:
+    """A routing key for a conversation, derived from its opening: the messages up to and including
+    the first user message. Every later request of the same conversation (a next turn, a tool-call
+    round, a retry) starts the same way, so it gets the same key and the router sends it to the
+    replica that holds its prefix in cache."""
+    opening: list[dict[str, Any]] = []
+    for message in messages:
+        opening.append(message)
+        if message.get("role") == "user":
+            break
+    digest = hashlib.sha256(json.dumps([model, opening], sort_keys=True, default=str).encode())
+    return "conv-" + digest.hexdigest()[:32]
 
 
 def _retry_after(header: str | None) -> float | None:
@@ -92,6 +110,12 @@ class BaseClient(Generic[HttpClientT]):
         return headers
 
     @staticmethod
+    def _session_headers(
+        messages: list[dict[str, Any]], model: str, session_id: str | None
+    ) -> dict[str, str]:
+        return {SESSION_HEADER: session_id or session_key(messages, model)}
+
+    @staticmethod
     def _chat_body(
         messages: list[dict[str, Any]],
         model: str,
@@ -146,4 +170,4 @@ class BaseClient(Generic[HttpClientT]):
             return response.text
 
 
-__all__ = ["APIStatusError", "BaseClient"]
+__all__ = ["SESSION_HEADER", "APIStatusError", "BaseClient", "session_key"]

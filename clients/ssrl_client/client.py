@@ -37,12 +37,24 @@ class Client(BaseClient[httpx.Client]):
         return httpx.Client(timeout=self.timeout)
 
     # -- transport ---------------------------------------------------------------------------
-    def _send(self, method: str, path: str, *, json: Any = None, stream: bool = False) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         url = self.base_url + path
         for attempt in Retrying(**self._retry_policy()):
             with attempt:
                 request = self._http.build_request(
-                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    headers={**self._headers(), **(headers or {})},
+                    timeout=self.timeout,
                 )
                 try:
                     response = self._http.send(request, stream=stream)
@@ -80,6 +92,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | SearchFunction | None = None,
+        session_id: str | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -92,6 +105,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | SearchFunction | None = None,
+        session_id: str | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> Stream: ...
@@ -104,6 +118,7 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | SearchFunction | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream: ...
@@ -115,24 +130,28 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | SearchFunction | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | Stream:
         """A chat completion. ``params`` are OpenAI fields (max_tokens, temperature, seed, stop...).
         With ``stream=True`` returns a ``Stream`` of typed events; use it in a ``with`` block.
         ``search`` is either the search options (backend, top_k, max_turns...) or a function that
-        runs each search itself (``query -> text or [{"title", "text", "url"}]``, client mode)."""
+        runs each search itself (``query -> text or [{"title", "text", "url"}]``, client mode).
+        ``session_id`` is the routing key sent as ``X-Session-ID`` (what vllm-router's
+        ``consistent_hash`` policy keys on); unset, it is derived from the conversation's opening
+        messages, so every request of one conversation or ``ask`` (tool-call rounds and retries
+        included) carries the same key."""
         if callable(search):
-            return self._chat_searching(messages, search, model=model, stream=stream, params=params)
+            return self._chat_searching(
+                messages, search, model=model, stream=stream, params=params, session_id=session_id
+            )
+        model = model or self._default_model()
         body = self._chat_body(
-            messages,
-            model or self._default_model(),
-            stream=stream,
-            search_mode=search_mode,
-            search=search,
-            params=params,
+            messages, model, stream=stream, search_mode=search_mode, search=search, params=params
         )
-        response = self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        headers = self._session_headers(list(messages), model, session_id)
+        response = self._send("POST", "/v1/chat/completions", json=body, stream=stream, headers=headers)
         if stream:
             return Stream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
@@ -215,21 +234,25 @@ class Client(BaseClient[httpx.Client]):
         model: str | None = None,
         stream: bool,
         params: dict[str, Any],
+        session_id: str | None = None,
     ) -> ChatResult:
         if stream:
             raise TypeError("a search function runs the loop to its answer: use it without stream=True")
         messages = list(messages)
         options = params.pop("search", None)
+        model = model or self._default_model()
+        # One key for every round: derived from the opening messages, which later rounds extend.
+        headers = self._session_headers(messages, model, session_id or params.pop("session_id", None))
         for _ in range(MAX_ROUNDS):
             body = self._chat_body(
                 messages,
-                model or self._default_model(),
+                model,
                 stream=False,
                 search_mode="client",
                 search=options,
                 params={**params, "tools": [SEARCH_TOOL]},
             )
-            response = self._send("POST", "/v1/chat/completions", json=body)
+            response = self._send("POST", "/v1/chat/completions", json=body, headers=headers)
             data = response.json()
             call = search_call(data)
             if call is None:
@@ -256,13 +279,23 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         return httpx.AsyncClient(timeout=self.timeout)
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, stream: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         url = self.base_url + path
         async for attempt in AsyncRetrying(**self._retry_policy()):
             with attempt:
                 request = self._http.build_request(
-                    method, url, json=json, headers=self._headers(), timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    headers={**self._headers(), **(headers or {})},
+                    timeout=self.timeout,
                 )
                 try:
                     response = await self._http.send(request, stream=stream)
@@ -298,6 +331,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | AsyncSearchFunction | None = None,
+        session_id: str | None = None,
         stream: Literal[False] = False,
         **params: Any,
     ) -> ChatResult: ...
@@ -310,6 +344,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | AsyncSearchFunction | None = None,
+        session_id: str | None = None,
         stream: Literal[True],
         **params: Any,
     ) -> AsyncStream: ...
@@ -322,6 +357,7 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | AsyncSearchFunction | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream: ...
@@ -333,22 +369,22 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         search_mode: str | None = None,
         search: Mapping[str, Any] | AsyncSearchFunction | None = None,
+        session_id: str | None = None,
         stream: bool = False,
         **params: Any,
     ) -> ChatResult | AsyncStream:
         """As ``Client.chat``; with ``stream=True`` use the result in an ``async with`` block.
         A ``search`` function may be sync or async."""
         if callable(search):
-            return await self._chat_searching(messages, search, model=model, stream=stream, params=params)
+            return await self._chat_searching(
+                messages, search, model=model, stream=stream, params=params, session_id=session_id
+            )
+        model = model or await self._default_model()
         body = self._chat_body(
-            messages,
-            model or await self._default_model(),
-            stream=stream,
-            search_mode=search_mode,
-            search=search,
-            params=params,
+            messages, model, stream=stream, search_mode=search_mode, search=search, params=params
         )
-        response = await self._send("POST", "/v1/chat/completions", json=body, stream=stream)
+        headers = self._session_headers(list(messages), model, session_id)
+        response = await self._send("POST", "/v1/chat/completions", json=body, stream=stream, headers=headers)
         if stream:
             return AsyncStream(response)
         return ChatResult.from_wire(response.json(), response.headers.get("x-request-id"))
@@ -429,21 +465,25 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         model: str | None = None,
         stream: bool,
         params: dict[str, Any],
+        session_id: str | None = None,
     ) -> ChatResult:
         if stream:
             raise TypeError("a search function runs the loop to its answer: use it without stream=True")
         messages = list(messages)
         options = params.pop("search", None)
+        model = model or await self._default_model()
+        # One key for every round: derived from the opening messages, which later rounds extend.
+        headers = self._session_headers(messages, model, session_id or params.pop("session_id", None))
         for _ in range(MAX_ROUNDS):
             body = self._chat_body(
                 messages,
-                model or await self._default_model(),
+                model,
                 stream=False,
                 search_mode="client",
                 search=options,
                 params={**params, "tools": [SEARCH_TOOL]},
             )
-            response = await self._send("POST", "/v1/chat/completions", json=body)
+            response = await self._send("POST", "/v1/chat/completions", json=body, headers=headers)
             data = response.json()
             call = search_call(data)
             if call is None:

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
+from prometheus_client import CollectorRegistry
+
 FinishReason = Literal["stop", "length", "abort"]
 
 
@@ -120,3 +122,12 @@ class Engine(Protocol):
 
     async def shutdown(self) -> None:
         """Release the engine's processes and memory."""
+
+
+@runtime_checkable
+class ExportsMetrics(Protocol):
+    """An engine with Prometheus metrics of its own (vLLM's ``vllm:*``), served on ``/metrics``."""
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """The registry the engine records its metrics into (never the process-wide default)."""

@@ -7,6 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CollectorRegistry
+
+from service.affinity import current_session_key, data_parallel_rank
 from service.engine.base import (
     ChatMessageDict,
     EngineError,
@@ -17,6 +20,7 @@ from service.engine.base import (
     TokenLogprob,
     TopLogprob,
 )
+from service.engine.vllm_metrics import stat_logger_class
 
 if TYPE_CHECKING:
     from service.settings import EngineSettings
@@ -53,7 +57,17 @@ def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
         "seed": options.seed,
         "disable_log_stats": True,
         "gpu_memory_utilization": options.gpu_memory_utilization,
+        "data_parallel_size": options.data_parallel_size,
     }
+    for name in (
+        "data_parallel_size_local",
+        "data_parallel_start_rank",
+        "data_parallel_address",
+        "data_parallel_rpc_port",
+        "data_parallel_backend",
+    ):
+        if getattr(options, name) is not None:
+            kwargs[name] = getattr(options, name)
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
     if options.distributed_executor_backend is not None:
@@ -128,11 +142,14 @@ def _convert_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenL
 class VllmEngine:
     """``Engine`` over vLLM's ``AsyncLLM``; prefix caching on."""
 
-    def __init__(self, llm: Any) -> None:
+    def __init__(self, llm: Any, registry: CollectorRegistry | None = None) -> None:
         self._llm = llm
+        self._registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._tokenizer = llm.get_tokenizer()
         self._max_model_len = int(llm.model_config.max_model_len)
         self._prompt = _prompt_builder()
+        parallel = getattr(getattr(llm, "vllm_config", None), "parallel_config", None)
+        self._dp_size = int(getattr(parallel, "data_parallel_size", 1) or 1)
 
     @classmethod
     async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
@@ -140,9 +157,18 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = engine_args(model, served_name, options)
-        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        # vLLM's own Prometheus stat logger, recording into this engine's registry (vllm_metrics.py).
+        registry = CollectorRegistry(auto_describe=True)
+        llm = await asyncio.to_thread(
+            AsyncLLM.from_engine_args, args, stat_loggers=[stat_logger_class(registry)]
+        )
         logger.info("vLLM engine ready: %s (max_model_len=%d)", model, llm.model_config.max_model_len)
-        return cls(llm)
+        return cls(llm, registry)
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        """vLLM's ``vllm:*`` metrics of this engine, as ``vllm serve`` exports them."""
+        return self._registry
 
     @property
     def max_model_len(self) -> int:
@@ -185,8 +211,11 @@ class VllmEngine:
         prompt = self._prompt(prompt_token_ids)
         k = options.logprobs or 0
         finished = False
+        # With data parallelism, a session's requests go to one rank (its prefix cache); else vLLM balances.
+        rank = data_parallel_rank(current_session_key(), self._dp_size)
+        pinned = {} if rank is None else {"data_parallel_rank": rank}
         try:
-            async for out in self._llm.generate(prompt, params, request_id):
+            async for out in self._llm.generate(prompt, params, request_id, **pinned):
                 completion = out.outputs[0]
                 token_ids = list(completion.token_ids)
                 finished = out.finished
