@@ -31,6 +31,7 @@ from service.protocol import (
     Choice,
     ChoiceLogprobs,
     ChunkChoice,
+    CompletionRequest,
     DeltaMessage,
     TokenLogprobOut,
     TopLogprobOut,
@@ -98,24 +99,39 @@ def prepare_chat(
             code="context_length_exceeded",
         )
     max_tokens = asked if asked is not None else min(settings.default_max_tokens, room)
+    options = sampling_options(
+        request, max_tokens=max_tokens, logprobs=(request.top_logprobs or 0) if request.logprobs else None
+    )
+    include_usage = bool(request.stream_options and request.stream_options.include_usage)
+    return PreparedChat(f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage)
+
+
+def sampling_options(
+    request: ChatCompletionRequest | CompletionRequest,
+    *,
+    max_tokens: int,
+    logprobs: int | None,
+    prompt_logprobs: int | None = None,
+) -> list[SamplingOptions]:
+    """The engine's options for each of the ``n`` sequences of a chat or text completion request
+    (the seed of sequence ``i`` is ``seed + i``, so they differ and each is reproducible)."""
     base_seed = None if request.seed is None else request.seed % 2**63
     structured = structured_output(request.response_format)
-    options = [
+    return [
         SamplingOptions(
             max_tokens=max_tokens,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
             seed=None if base_seed is None else (base_seed + i) % 2**63,
             stop=request.stop_list(),
-            logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+            logprobs=logprobs,
             presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty,
             structured=structured,
+            prompt_logprobs=prompt_logprobs,
         )
         for i in range(request.n)
     ]
-    include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return PreparedChat(f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage)
 
 
 async def merge_choices(

@@ -11,13 +11,12 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from service.chat import engine_failure, merge_choices
+from service.chat import engine_failure, merge_choices, sampling_options
 from service.engine.base import Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
 from service.errors import InvalidRequestError
 from service.metrics import ServiceMetrics
 from service.protocol import CompletionChoice, CompletionLogprobs, CompletionRequest, TextCompletion, Usage
 from service.settings import Settings
-from service.validation import structured_output
 
 #: Most prompts in one request (vLLM's default limit is larger; this one bounds one request's work).
 MAX_PROMPTS = 256
@@ -99,24 +98,13 @@ def prepare_completion(
                 param=param,
                 code="context_length_exceeded",
             )
-    base_seed = None if request.seed is None else request.seed % 2**63
-    structured = structured_output(request.response_format)
-    options = [
-        SamplingOptions(
-            max_tokens=generated,
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
-            seed=None if base_seed is None else (base_seed + j) % 2**63,
-            stop=request.stop_list(),
-            logprobs=request.logprobs,
-            presence_penalty=request.presence_penalty,
-            frequency_penalty=request.frequency_penalty,
-            structured=structured,
-            prompt_logprobs=request.logprobs if request.echo else None,
-        )
-        for _ in prompts
-        for j in range(request.n)
-    ]
+    per_prompt = sampling_options(
+        request,
+        max_tokens=generated,
+        logprobs=request.logprobs,
+        prompt_logprobs=request.logprobs if request.echo else None,
+    )
+    options = [option for _ in prompts for option in per_prompt]
     return PreparedCompletion(
         completion_id=f"cmpl-{uuid.uuid4().hex}",
         model=model,
