@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.engine.base import (
     ChatMessageDict,
+    EngineDeadError,
     EngineError,
     EngineInputError,
     GenerationChunk,
@@ -163,6 +164,7 @@ class VllmEngine:
         from vllm import SamplingParams
         from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
         try:
             params = SamplingParams(
@@ -214,10 +216,14 @@ class VllmEngine:
             raise
         except VLLMClientError as exc:  # refused at admission: the request's fault
             raise EngineInputError(str(exc)) from exc
+        except VllmEngineDeadError as exc:
+            raise EngineDeadError("the engine process has died") from exc
         except Exception as exc:
+            if self._llm.errored:  # whatever surfaced first, the engine is gone
+                raise EngineDeadError(f"the engine process has died ({type(exc).__name__})") from exc
             raise EngineError(f"generation failed: {type(exc).__name__}") from exc
         finally:
-            if not finished:
+            if not finished and not self._llm.errored:
                 await self.abort(request_id)
 
     async def abort(self, request_id: str) -> None:
