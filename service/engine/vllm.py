@@ -134,6 +134,8 @@ class VllmEngine:
         self._tokenizer = llm.get_tokenizer()
         self._max_model_len = int(llm.model_config.max_model_len)
         self._prompt = _prompt_builder()
+        #: Set when a request saw the engine die, before vLLM's own monitor may have flagged it.
+        self._dead = False
 
     @classmethod
     async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
@@ -217,13 +219,15 @@ class VllmEngine:
         except VLLMClientError as exc:  # refused at admission: the request's fault
             raise EngineInputError(str(exc)) from exc
         except VllmEngineDeadError as exc:
+            self._dead = True
             raise EngineDeadError("the engine process has died") from exc
         except Exception as exc:
             if self._llm.errored:  # whatever surfaced first, the engine is gone
+                self._dead = True
                 raise EngineDeadError(f"the engine process has died ({type(exc).__name__})") from exc
             raise EngineError(f"generation failed: {type(exc).__name__}") from exc
         finally:
-            if not finished and not self._llm.errored:
+            if not finished and self.is_healthy():
                 await self.abort(request_id)
 
     async def abort(self, request_id: str) -> None:
@@ -236,7 +240,7 @@ class VllmEngine:
         return int(self._llm.get_num_unfinished_requests())
 
     def is_healthy(self) -> bool:
-        return not self._llm.errored
+        return not (self._dead or self._llm.errored)
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self._llm.shutdown)
