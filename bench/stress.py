@@ -41,11 +41,15 @@ def rss_mib(pid: int) -> float:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
 
 
-def request_body(rng: random.Random) -> dict[str, Any]:
+def request_body(rng: random.Random, *, prefill: bool = True) -> dict[str, Any]:
+    """A random request of the mix; ``prefill`` starts half the real/entropy trajectories with a
+    search (the backend is called whatever the model writes), else the model writes its own."""
     mode = rng.choice(MODES)
     question = rng.choice(QUESTIONS)
     messages: list[dict[str, str]] = [{"role": "user", "content": question}]
-    if mode in ("real", "entropy") and rng.random() < 0.5:  # a prefilled search: the backend is called
+    if (
+        prefill and mode in ("real", "entropy") and rng.random() < 0.5
+    ):  # a prefilled search: the backend is called
         messages.append({"role": "assistant", "content": f"<search> {question} </search>"})
     body = {
         "model": MODEL,

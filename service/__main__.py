@@ -32,13 +32,14 @@ def serve(settings: Settings) -> int:
     server: uvicorn.Server | None = None
     failed = False
 
-    def stop_on_load_failure() -> None:
+    def stop_on_failure() -> None:
+        """The engine failed to load or died: stop, and exit non-zero for the supervisor."""
         nonlocal failed
         failed = True
         if server is not None:
             server.should_exit = True
 
-    app = create_app(settings, on_load_failure=stop_on_load_failure)
+    app = create_app(settings, on_load_failure=stop_on_failure, on_engine_death=stop_on_failure)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[Settings, str], Awaitable[Engine]]
 
+#: How often the engine's liveness is checked once it is serving (seconds).
+ENGINE_WATCH_INTERVAL = 1.0
+
 
 async def load_vllm_engine(settings: Settings, served_name: str) -> Engine:
     """Prepare the model files (in a thread) and start vLLM's engine in-process."""
@@ -49,6 +52,18 @@ async def _load(state: ServiceState, factory: EngineFactory, on_failure: Callabl
         logger.exception("the engine failed to load")
         if on_failure is not None:
             on_failure()
+
+
+async def _watch_engine(state: ServiceState, on_death: Callable[[], None] | None) -> None:
+    """Once the engine has died (its process exited), say so in the metrics and call ``on_death``:
+    ``ssrl-serve`` then exits non-zero for its supervisor to restart it. Requests already in flight
+    fail with a 503 on their own (the engine raises); new ones are refused with a 503."""
+    while state.engine is None or state.engine.is_healthy():
+        await asyncio.sleep(ENGINE_WATCH_INTERVAL)
+    logger.error("the engine has died; the service stops so that its supervisor restarts it")
+    state.metrics.engine_ready.set(0)
+    if on_death is not None:
+        on_death()
 
 
 def _backend_pool(
@@ -75,10 +90,12 @@ def create_app(
     search: Mapping[str, SearchBackend] | None = None,
     http_client: httpx.AsyncClient | None = None,
     on_load_failure: Callable[[], None] | None = None,
+    on_engine_death: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With ``engine`` given it serves that; otherwise it loads one in the
     background at start-up, answering 503 until it is ready. ``search`` replaces backends by name;
-    the others are created on first use, speaking HTTP through ``http_client``."""
+    the others are created on first use, speaking HTTP through ``http_client``. ``on_engine_death``
+    is called once if the engine dies while serving."""
     metrics = ServiceMetrics()
     client = http_client or httpx.AsyncClient(follow_redirects=True)
     pool = _backend_pool(settings, metrics, client, search)
@@ -98,9 +115,11 @@ def create_app(
         else:
             state.loader = asyncio.create_task(_load(state, engine_factory, on_load_failure))
         warming = asyncio.create_task(pool.warm(settings.search.backend))
+        watchdog = asyncio.create_task(_watch_engine(state, on_engine_death))
         try:
             yield
         finally:
+            watchdog.cancel()
             warming.cancel()
             await pool.aclose()
             if http_client is None:

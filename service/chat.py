@@ -21,7 +21,7 @@ from service.engine.base import (
     SamplingOptions,
     TokenLogprob,
 )
-from service.errors import EngineFailureError, InvalidRequestError
+from service.errors import EngineFailureError, InvalidRequestError, ServiceError
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -169,9 +169,9 @@ async def merge_choices(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def engine_failure(exc: EngineError) -> InvalidRequestError | EngineFailureError:
+def engine_failure(exc: EngineError) -> ServiceError:
     """What the client hears of an engine error: a 400 when the engine refused the request's input
-    (a schema its structured outputs cannot compile), a 500 otherwise."""
+    (a schema its structured outputs cannot compile), a 503 when it died, a 500 otherwise."""
     if isinstance(exc, EngineInputError):
         return InvalidRequestError(f"the engine refused the request: {exc}", code="invalid_value")
     return EngineFailureError.wrapping(exc)

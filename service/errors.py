@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.engine.base import EngineDeadError
 from service.protocol import ErrorBody, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -88,8 +89,11 @@ class EngineFailureError(ServiceError):
     default_code = "engine_error"
 
     @classmethod
-    def wrapping(cls, exc: BaseException) -> EngineFailureError:
-        """The error a client sees for an engine exception."""
+    def wrapping(cls, exc: BaseException) -> ServiceError:
+        """The error a client sees for an engine exception: a 503 once the engine has died (the
+        service exits for its supervisor to restart it), a 500 otherwise."""
+        if isinstance(exc, EngineDeadError):
+            return EngineDeadServiceError()
         return cls(f"the engine failed: {exc}")
 
 
@@ -103,6 +107,17 @@ class ServiceUnavailableError(ServiceError):
     status_code = 503
     error_type = "server_error"
     default_code = "model_loading"
+
+
+class EngineDeadServiceError(ServiceUnavailableError):
+    """The engine process died: this process exits so that its supervisor restarts it."""
+
+    default_code = "engine_dead"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the engine has died; the service is restarting, retry shortly", headers={"Retry-After": "10"}
+        )
 
 
 def error_response(exc: ServiceError) -> JSONResponse:

@@ -12,7 +12,12 @@ from fastapi import Depends, Request
 
 from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine, ExportsMetrics
-from service.errors import AuthenticationError, RateLimitError, ServiceUnavailableError
+from service.errors import (
+    AuthenticationError,
+    EngineDeadServiceError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from service.metrics import ServiceMetrics
 from service.settings import Settings
 
@@ -72,6 +77,8 @@ class ServiceState:
             raise ServiceUnavailableError(
                 "the model is still loading; retry shortly", headers={"Retry-After": "5"}
             )
+        if not self.engine.is_healthy():
+            raise EngineDeadServiceError()
         return self.engine
 
 

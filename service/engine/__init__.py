@@ -3,6 +3,7 @@
 from service.engine.base import (
     ChatMessageDict,
     Engine,
+    EngineDeadError,
     EngineError,
     GenerationChunk,
     SamplingOptions,
@@ -12,6 +13,7 @@ from service.engine.base import (
 __all__ = [
     "ChatMessageDict",
     "Engine",
+    "EngineDeadError",
     "EngineError",
     "GenerationChunk",
     "SamplingOptions",

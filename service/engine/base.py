@@ -20,6 +20,11 @@ class EngineError(RuntimeError):
     """The engine failed to produce output for a request (not the caller's fault)."""
 
 
+class EngineDeadError(EngineError):
+    """The engine itself has died (its process exited): no request can be served until the service
+    is restarted."""
+
+
 class EngineInputError(EngineError):
     """The engine refused the request before generating anything: the caller's fault (a schema its
     structured-output backend cannot compile, an option it rejects)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from service.engine.base import (
     ChatMessageDict,
+    EngineDeadError,
     EngineError,
     EngineInputError,
     GenerationChunk,
@@ -88,6 +89,8 @@ class ScriptedEngine:
     _aborted: set[str] = field(default_factory=set)
     _replies_served: int = 0
     shut_down: bool = False
+    #: False once the engine has "died": running and new generations raise EngineDeadError, as
+    #: vLLM's do once its engine core process has exited.
     healthy: bool = True
 
     # -- tokenizer ---------------------------------------------------------------------------
@@ -159,6 +162,8 @@ class ScriptedEngine:
     async def _generate(
         self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
     ) -> AsyncGenerator[GenerationChunk, None]:
+        if not self.healthy:
+            raise EngineDeadError("the scripted engine has died")
         if request_id in self._running:
             raise EngineError(f"request id {request_id} already running")
         if self.refuse_input is not None:
@@ -171,6 +176,8 @@ class ScriptedEngine:
         self._running.add(request_id)
         try:
             for index, piece in enumerate(pieces):
+                if not self.healthy:
+                    raise EngineDeadError("the scripted engine has died")
                 if request_id in self._aborted:
                     yield self._chunk("", [], prompt_token_ids, None, "abort", None)
                     return

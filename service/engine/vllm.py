@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from service.affinity import current_session_key, data_parallel_rank
 from service.engine.base import (
     ChatMessageDict,
+    EngineDeadError,
     EngineError,
     EngineInputError,
     GenerationChunk,
@@ -150,6 +151,8 @@ class VllmEngine:
         self._prompt = _prompt_builder()
         parallel = getattr(getattr(llm, "vllm_config", None), "parallel_config", None)
         self._dp_size = int(getattr(parallel, "data_parallel_size", 1) or 1)
+        #: Set when a request saw the engine die, before vLLM's own monitor may have flagged it.
+        self._dead = False
 
     @classmethod
     async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
@@ -189,6 +192,7 @@ class VllmEngine:
         from vllm import SamplingParams
         from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
 
         try:
             params = SamplingParams(
@@ -243,10 +247,16 @@ class VllmEngine:
             raise
         except VLLMClientError as exc:  # refused at admission: the request's fault
             raise EngineInputError(str(exc)) from exc
+        except VllmEngineDeadError as exc:
+            self._dead = True
+            raise EngineDeadError("the engine process has died") from exc
         except Exception as exc:
+            if self._llm.errored:  # whatever surfaced first, the engine is gone
+                self._dead = True
+                raise EngineDeadError(f"the engine process has died ({type(exc).__name__})") from exc
             raise EngineError(f"generation failed: {type(exc).__name__}") from exc
         finally:
-            if not finished:
+            if not finished and self.is_healthy():
                 await self.abort(request_id)
 
     async def abort(self, request_id: str) -> None:
@@ -259,7 +269,7 @@ class VllmEngine:
         return int(self._llm.get_num_unfinished_requests())
 
     def is_healthy(self) -> bool:
-        return not self._llm.errored
+        return not (self._dead or self._llm.errored)
 
     async def shutdown(self) -> None:
         await asyncio.to_thread(self._llm.shutdown)
