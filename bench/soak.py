@@ -19,15 +19,13 @@ import signal
 import sys
 import time
 import tracemalloc
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
 from bench._util import Server, free_port, table, write_json
-from bench.stress import one, request_body
+from bench.stress import drive
 from service.settings import EMBEDDED_MODEL_NAME
 
 SNAPSHOT_ENV = "SSRL_SOAK_SNAPSHOTS"
@@ -70,40 +68,6 @@ def rss_mib(pid: int) -> tuple[float, float]:
         except psutil.NoSuchProcess:
             continue
     return server.memory_info().rss / 2**20, engine / 2**20
-
-
-async def drive(
-    url: str, concurrency: int, duration: float, max_requests: int, timeout: float, sample: Any
-) -> Counter[str]:
-    """Closed-loop clients (stress.py's mix) until ``duration`` or ``max_requests``; ``sample()`` is
-    called from a sampler task along the way."""
-    outcomes: Counter[str] = Counter()
-    deadline = time.monotonic() + duration
-    sent = 0
-    limits = httpx.Limits(max_connections=concurrency + 8)
-    async with httpx.AsyncClient(base_url=url, timeout=None, limits=limits) as client:
-
-        async def worker(seed: int) -> None:
-            import random
-
-            nonlocal sent
-            rng = random.Random(seed)
-            while time.monotonic() < deadline and sent < max_requests:
-                sent += 1
-                outcome, wait = await one(client, request_body(rng, prefill=False), timeout)
-                outcomes[outcome] += 1
-                if outcome == "refused":
-                    await asyncio.sleep(wait)
-
-        async def sampler() -> None:
-            while time.monotonic() < deadline and sent < max_requests:
-                await asyncio.to_thread(sample, sum(outcomes.values()))
-                await asyncio.sleep(sample.every)
-
-        task = asyncio.create_task(sampler())
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        task.cancel()
-    return outcomes
 
 
 class Sampler:
@@ -220,7 +184,15 @@ def main() -> int:
         )
         sampler = Sampler(server.process.pid, args.sample_every, args.tracemalloc, args.warmup)
         outcomes = asyncio.run(
-            drive(server.url, args.concurrency, args.duration, args.max_requests, args.timeout, sampler)
+            drive(
+                server.url,
+                args.concurrency,
+                args.duration,
+                args.max_requests,
+                args.timeout,
+                prefill=False,
+                sample=sampler,
+            )
         )
         sampler(sum(outcomes.values()))
         if args.tracemalloc:

@@ -103,8 +103,18 @@ def classify(response: httpx.Response) -> str:
 
 
 async def drive(
-    url: str, concurrency: int, duration: float, max_requests: int, timeout: float
+    url: str,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    timeout: float,
+    *,
+    prefill: bool = True,
+    sample: Any = None,
 ) -> Counter[str]:
+    """Closed-loop clients until ``duration`` or ``max_requests``; with ``prefill`` False the model
+    writes its own searches. ``sample(done)``, if given, runs in a thread every ``sample.every``
+    seconds along the way (soak.py's RSS sampler)."""
     outcomes: Counter[str] = Counter()
     deadline = time.monotonic() + duration
     sent = 0
@@ -116,12 +126,20 @@ async def drive(
             rng = random.Random(seed)
             while time.monotonic() < deadline and sent < max_requests:
                 sent += 1
-                outcome, wait = await one(client, request_body(rng), timeout)
+                outcome, wait = await one(client, request_body(rng, prefill=prefill), timeout)
                 outcomes[outcome] += 1
                 if outcome == "refused":  # a well-behaved client waits as told
                     await asyncio.sleep(wait)
 
+        async def sampler() -> None:
+            while time.monotonic() < deadline and sent < max_requests:
+                await asyncio.to_thread(sample, sum(outcomes.values()))
+                await asyncio.sleep(sample.every)
+
+        task = asyncio.create_task(sampler()) if sample is not None else None
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        if task is not None:
+            task.cancel()
     return outcomes
 
 
