@@ -34,7 +34,9 @@ PROMPTS = [
 ]
 
 
-def vllm_server(model_dir: Path, log_dir: Path) -> Server:
+def vllm_server(model_dir: Path, log_dir: Path, *, log_stats: bool = False, max_num_seqs: int = 64) -> Server:
+    """vLLM's own OpenAI server on ``model_dir`` with this service's engine settings (the baseline of
+    the benchmarks; with ``log_stats`` its Prometheus metrics are on, as by vLLM's default)."""
     port = free_port()
     args = [
         sys.executable,
@@ -54,9 +56,9 @@ def vllm_server(model_dir: Path, log_dir: Path) -> Server:
         "--enable-prefix-caching",
         "--kv-cache-memory-bytes",
         str(1024**3),
-        "--disable-log-stats",
+        *([] if log_stats else ["--disable-log-stats"]),
         "--max-num-seqs",
-        "64",
+        str(max_num_seqs),
     ]
     return Server(args, port, log_dir / f"vllm-{port}.log")
 

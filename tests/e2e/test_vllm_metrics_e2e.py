@@ -7,7 +7,6 @@ production-stack) read these names.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench._util import Server, free_port
+from bench.overhead import vllm_server
 from service.engine.model_files import resolve_model
 from service.settings import Settings
 from tests.e2e.conftest import MODEL
@@ -54,30 +53,8 @@ def one_request(base_url: str, api_key: str) -> None:
 def vllm_reference(tmp_path_factory: pytest.TempPathFactory, server: RunningServer) -> Iterator[str]:
     """vLLM's own OpenAI server on the same merged model (stat logging on, as by default)."""
     model_dir = resolve_model(None, Settings().cache_dir)  # already prepared by the `server` fixture
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model_dir,
-        "--served-model-name",
-        MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--max-model-len",
-        "2048",
-        "--enforce-eager",
-        "--enable-prefix-caching",
-        "--kv-cache-memory-bytes",
-        str(1024**3),
-        "--max-num-seqs",
-        "8",
-    ]
     log_dir = tmp_path_factory.mktemp("vllm-reference")
-    with Server(args, port, Path(log_dir) / "vllm.log") as reference:
+    with vllm_server(Path(model_dir), Path(log_dir), log_stats=True, max_num_seqs=8) as reference:
         one_request(reference.url, "none")
         yield httpx.get(reference.url + "/metrics", timeout=10).text
 
