@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 _FENCE = re.compile(r"^(```|~~~)")
 _CODE_SPAN = re.compile(r"(`+).*?\1")
 # [text](target) and ![alt](target); the target may hold one level of parentheses.
-_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^()\s<>]*(?:\([^()\s]*\)[^()\s<>]*)*)>?(?:\s+\"[^\"]*\")?\s*\)")
+_LINK = re.compile(
+    r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^()\s<>]*(?:\([^()\s]*\)[^()\s<>]*)*)>?(?:\s+\"[^\"]*\")?\s*\)"
+)
 
 
 def pages() -> list[Path]:

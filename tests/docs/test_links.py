@@ -44,7 +44,10 @@ def test_the_link_reader_sees_links_and_skips_code() -> None:
 
 
 def test_anchors_follow_github() -> None:
-    text = "# The embedded SSRL model: `ssrl-smollm2-135m`\n## Soak: does memory keep growing?\n## Tests\n## Tests\n"
+    text = (
+        "# The embedded SSRL model: `ssrl-smollm2-135m`\n"
+        "## Soak: does memory keep growing?\n## Tests\n## Tests\n"
+    )
     assert heading_anchors(text) == {
         "the-embedded-ssrl-model-ssrl-smollm2-135m",
         "soak-does-memory-keep-growing",
