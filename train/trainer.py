@@ -1,7 +1,9 @@
 """LoRA fine-tuning of the embedded model on trajectories, on CPU or GPU.
 
 Loss only on what the model writes (prompt and injected results masked, as in Search-R1), logits
-computed only at those positions, batches grouped by length under a token cap, bf16 autocast,
+computed only at those positions, batches grouped by length under a token cap, bf16 autocast where
+the hardware runs it (a GPU, or a CPU with AVX-512; on an AVX2-only CPU bf16 matrix products are
+emulated: measured 7.1 s against 13 ms in fp32 for a 512x576x1536 product, so it trains in fp32),
 resumable checkpoints, a bounded run time, a JSONL log and a loss-curve PNG.
 """
 
@@ -123,6 +125,8 @@ class Trainer:
         self.out = out
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.micro_batch = config.micro_batch or (config.batch_size if self.device == "cuda" else 1)
+        #: bf16 autocast where the hardware runs bf16 products natively (see the module's docstring).
+        self.bf16 = self.device == "cuda" or "AVX512" in torch.backends.cpu.get_cpu_capability()
         self.tokenizer = AutoTokenizer.from_pretrained(base_dir)
         base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).to(self.device)
         lora = LoraConfig(
@@ -197,8 +201,7 @@ class Trainer:
             [[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in batch], device=self.device
         )
         inner = self.model.get_base_model()
-        dtype = torch.bfloat16
-        with torch.autocast(self.device, dtype=dtype):
+        with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
             hidden = inner.model(
                 input_ids=ids, attention_mask=None if len(batch) == 1 else mask
             ).last_hidden_state
@@ -270,6 +273,7 @@ class Trainer:
             "steps": self.step,
             "stopped_early": stopped_early,
             "epochs": round(self.step / len(batches), 2),
+            "precision": "bf16 autocast" if self.bf16 else "fp32",
         }
 
     def save_adapter(self, target: Path) -> None:
