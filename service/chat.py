@@ -16,12 +16,11 @@ from service.engine.base import (
     ChatMessageDict,
     Engine,
     EngineError,
-    EngineInputError,
     GenerationChunk,
     SamplingOptions,
     TokenLogprob,
 )
-from service.errors import EngineFailureError, InvalidRequestError, ServiceError
+from service.errors import InvalidRequestError, engine_failure
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -167,14 +166,6 @@ async def merge_choices(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def engine_failure(exc: EngineError) -> ServiceError:
-    """What the client hears of an engine error: a 400 when the engine refused the request's input
-    (a schema its structured outputs cannot compile), a 503 when it died, a 500 otherwise."""
-    if isinstance(exc, EngineInputError):
-        return InvalidRequestError(f"the engine refused the request: {exc}", code="invalid_value")
-    return EngineFailureError.wrapping(exc)
 
 
 def _logprob_value(value: float) -> float:

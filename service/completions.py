@@ -11,9 +11,9 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from service.chat import engine_failure, merge_choices, sampling_options
+from service.chat import merge_choices, sampling_options
 from service.engine.base import Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
-from service.errors import InvalidRequestError
+from service.errors import InvalidRequestError, engine_failure
 from service.metrics import ServiceMetrics
 from service.protocol import CompletionChoice, CompletionLogprobs, CompletionRequest, TextCompletion, Usage
 from service.settings import Settings

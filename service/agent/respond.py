@@ -12,7 +12,7 @@ from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEve
 from service.agent.runtime import PreparedAgent
 from service.agent.tool_calls import SEARCH_TOOL
 from service.engine.base import EngineError
-from service.errors import EngineFailureError, SearchBackendError
+from service.errors import SearchBackendError, engine_failure
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -77,7 +77,7 @@ class AgentCompletion:
                 async for event in events:
                     yield event
         except EngineError as exc:
-            raise EngineFailureError.wrapping(exc) from exc
+            raise engine_failure(exc) from exc
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
