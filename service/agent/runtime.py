@@ -17,9 +17,9 @@ from service.agent.prompts import (
     preset_for_model,
 )
 from service.agent.tool_calls import check_tools, read_history
-from service.chat import render_prompt
 from service.engine.base import ChatMessageDict, Engine
 from service.errors import InvalidRequestError
+from service.generation import render_prompt
 from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
