@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
-from service.agent.tool_calls import SEARCH_TOOL
 from service.engine.base import EngineError
 from service.errors import SearchBackendError, engine_failure
 from service.metrics import ServiceMetrics
 from service.protocol import (
+    SEARCH_TOOL,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,

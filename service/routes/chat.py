@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from service.agent.respond import AgentCompletion
-from service.agent.tool_calls import resolve_mode
 from service.chat import PlainChat, prepare_chat
 from service.engine.base import Engine
 from service.errors import NotFoundError
+from service.modes import resolve_mode
 from service.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
 from service.state import Authenticated, ServiceState, State
 from service.transport import Completion, parse_chat_request, read_body, respond
