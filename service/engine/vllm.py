@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -21,10 +21,8 @@ from service.engine.base import (
     TokenLogprob,
     TopLogprob,
 )
+from service.engine.settings import EngineSettings
 from service.engine.vllm_metrics import stat_logger_class
-
-if TYPE_CHECKING:
-    from service.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
