@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.affinity import SessionKeyMiddleware
 from service.agent.backends import BackendPool
 from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
@@ -147,6 +146,5 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(SessionKeyMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -44,6 +44,8 @@ class PreparedChat:
     prompt_ids: list[int]
     options: list[SamplingOptions]
     include_usage: bool
+    #: The routing key of the conversation (``X-Session-ID``), for the engine.
+    session_key: str | None = None
 
 
 def chat_messages(request: ChatCompletionRequest) -> list[ChatMessageDict]:
@@ -51,7 +53,11 @@ def chat_messages(request: ChatCompletionRequest) -> list[ChatMessageDict]:
 
 
 def prepare_chat(
-    request: ChatCompletionRequest, engine: Engine, settings: Settings, model: str
+    request: ChatCompletionRequest,
+    engine: Engine,
+    settings: Settings,
+    model: str,
+    session_key: str | None = None,
 ) -> PreparedChat:
     """Check the request against the model's limits and turn it into engine inputs."""
     if request.n > settings.max_n:
@@ -82,7 +88,9 @@ def prepare_chat(
         request, max_tokens=max_tokens, logprobs=(request.top_logprobs or 0) if request.logprobs else None
     )
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return PreparedChat(f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage)
+    return PreparedChat(
+        f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage, session_key
+    )
 
 
 def openai_logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
@@ -144,7 +152,9 @@ class PlainChat:
     def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
         prepared = self.prepared
         prompts = [prepared.prompt_ids] * len(prepared.options)
-        return generate_choices(self.engine, prepared.completion_id, prompts, prepared.options)
+        return generate_choices(
+            self.engine, prepared.completion_id, prompts, prepared.options, prepared.session_key
+        )
 
     @property
     def _want_logprobs(self) -> bool:

@@ -43,6 +43,8 @@ class PreparedCompletion:
     prompt_only: bool
     logprobs: int | None
     include_usage: bool
+    #: The routing key of the conversation (``X-Session-ID``), for the engine.
+    session_key: str | None = None
 
     def prompt_of(self, choice: int) -> PreparedPrompt:
         return self.prompts[choice // self.n]
@@ -64,7 +66,11 @@ def _prompt(engine: Engine, index: int, prompt: str | list[int], total: int) -> 
 
 
 def prepare_completion(
-    request: CompletionRequest, engine: Engine, settings: Settings, model: str
+    request: CompletionRequest,
+    engine: Engine,
+    settings: Settings,
+    model: str,
+    session_key: str | None = None,
 ) -> PreparedCompletion:
     """Check the request against the model's limits and turn it into engine inputs."""
     if request.search_mode not in (None, "off"):
@@ -114,6 +120,7 @@ def prepare_completion(
         prompt_only=request.max_tokens == 0,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        session_key=session_key,
     )
 
 
@@ -154,7 +161,9 @@ class PlainCompletion:
     def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
         prepared = self.prepared
         prompts = [prepared.prompt_of(i).token_ids for i in range(len(prepared.options))]
-        return generate_choices(self.engine, prepared.completion_id, prompts, prepared.options)
+        return generate_choices(
+            self.engine, prepared.completion_id, prompts, prepared.options, prepared.session_key
+        )
 
     def _piece(self, index: int, state: _ChoiceState, chunk: GenerationChunk) -> tuple[str, list[Entry]]:
         """The text and the tokens this chunk adds to choice ``index``: the prompt first when it is

@@ -102,12 +102,13 @@ def generate_choices(
     completion_id: str,
     prompts: Sequence[list[int]],
     options: Sequence[SamplingOptions],
+    session_key: str | None,
 ) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
-    """Choice ``i``: ``prompts[i]`` under ``options[i]``, engine request ``{completion_id}-{i}``; the
-    choices' chunks interleaved as they come."""
+    """Choice ``i``: ``prompts[i]`` under ``options[i]``, engine request ``{completion_id}-{i}`` of
+    the session ``session_key``; the choices' chunks interleaved as they come."""
     return merge_choices(
         [
-            engine.generate(prompt, opts, f"{completion_id}-{i}")
+            engine.generate(prompt, opts, f"{completion_id}-{i}", session_key=session_key)
             for i, (prompt, opts) in enumerate(zip(prompts, options, strict=True))
         ]
     )

@@ -104,12 +104,19 @@ class AgentLoop:
     """One request's trajectory. ``run`` yields text deltas and steps, then a ``LoopResult``."""
 
     def __init__(
-        self, engine: Engine, config: LoopConfig, backend: SearchBackend | None, request_id: str
+        self,
+        engine: Engine,
+        config: LoopConfig,
+        backend: SearchBackend | None,
+        request_id: str,
+        session_key: str | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
         self.backend = backend
         self.request_id = request_id
+        #: The routing key of the trajectory (``X-Session-ID``): every turn goes to the same engine copy.
+        self.session_key = session_key
         self.trace = SearchTrace(mode=config.mode, backend=config.backend_name if backend else None)
         self._text = ""
         #: What the model (or the client's prefill) wrote, without the text the loop injected:
@@ -260,7 +267,10 @@ class AgentLoop:
             logprobs=self.config.logprobs_k if self.config.mode == "entropy" else None,
         )
         full_prompt = prompt_ids + self._ids
-        async for chunk in self.engine.generate(full_prompt, options, f"{self.request_id}-t{turn}"):
+        generation = self.engine.generate(
+            full_prompt, options, f"{self.request_id}-t{turn}", session_key=self.session_key
+        )
+        async for chunk in generation:
             segment.text += chunk.text
             segment.token_ids.extend(chunk.token_ids)
             if chunk.logprobs:

@@ -79,7 +79,12 @@ class AgentRuntime:
         return agent_messages(messages[last_user].text(), template, system), prefill, history
 
     async def prepare(
-        self, request: ChatCompletionRequest, mode: AgentMode, engine: Engine, model: str
+        self,
+        request: ChatCompletionRequest,
+        mode: AgentMode,
+        engine: Engine,
+        model: str,
+        session_key: str | None = None,
     ) -> PreparedAgent:
         if request.n != 1:
             raise InvalidRequestError(f"n must be 1 with search_mode '{mode}'", param="n")
@@ -139,7 +144,7 @@ class AgentRuntime:
                 param="messages",
             )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        loop = AgentLoop(engine, config, backend, completion_id)
+        loop = AgentLoop(engine, config, backend, completion_id, session_key)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return PreparedAgent(
             completion_id, model, mode, prompt_ids, prefill, loop, include_usage, tuple(history)

@@ -112,9 +112,19 @@ class Engine(Protocol):
         """The text of ``token_ids``."""
 
     def generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        session_key: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        """Stream the sequence's output. Closing the iterator early aborts the request."""
+        """Stream the sequence's output. Closing the iterator early aborts the request.
+
+        ``session_key`` is the routing key of the conversation or trajectory the request belongs to
+        (the client's ``X-Session-ID``), None without one: an engine with several copies of the model
+        (vLLM data parallelism) sends every request of one key to the same copy, whose prefix cache
+        holds the conversation; other engines may ignore it."""
 
     async def abort(self, request_id: str) -> None:
         """Stop a running request; unknown ids are ignored."""
