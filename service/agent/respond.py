@@ -22,6 +22,8 @@ from service.protocol import (
     ChunkChoice,
     DeltaMessage,
     FunctionCall,
+    SearchStep,
+    SearchTrace,
     ToolCallDelta,
     ToolCallOut,
     Usage,
@@ -108,13 +110,20 @@ class AgentCompletion:
         prepared = self.prepared
         created = int(time.time())
 
-        def chunk_of(delta: DeltaMessage, finish: str | None = None, **extra: object) -> ChatCompletionChunk:
+        def chunk_of(
+            delta: DeltaMessage,
+            finish: str | None = None,
+            *,
+            search_step: SearchStep | None = None,
+            search_trace: SearchTrace | None = None,
+        ) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=prepared.completion_id,
                 created=created,
                 model=prepared.model,
                 choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
-                **extra,  # type: ignore[arg-type]
+                search_step=search_step,
+                search_trace=search_trace,
             )
 
         yield chunk_of(DeltaMessage(role="assistant", content=""))
