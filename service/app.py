@@ -81,6 +81,25 @@ def _backend_pool(
     return BackendPool(backend_names(), factory, search)
 
 
+@asynccontextmanager
+async def in_process(
+    app: FastAPI,
+    *,
+    base_url: str = "http://in-process",
+    timeout: float | None = 30,
+    wait_for_engine: bool = False,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (which attaches or loads the engine) around an httpx client that calls
+    it in-process; with ``wait_for_engine``, hand the client over only once the engine has loaded
+    (a load that failed raises). The test harness and ``ssrl-eval`` both start the service this way."""
+    async with app.router.lifespan_context(app):
+        if wait_for_engine:
+            await app.state.service.loaded()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout) as client:
+            yield client
+
+
 def create_app(
     settings: Settings,
     *,

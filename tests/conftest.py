@@ -8,14 +8,14 @@ lifespan and called in-process through httpx.ASGITransport.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
+from service.app import create_app, in_process
 from service.engine.base import Engine
 from service.engine.scripted import ScriptedEngine
 from service.search.base import SearchBackend
@@ -40,13 +40,10 @@ def build_app(
     return create_app(settings or Settings(model=MODEL), engine=engine, **create_kwargs)
 
 
-@asynccontextmanager
-async def running(app: FastAPI, *, timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan (which attaches or loads the engine) around an in-process client."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=timeout) as client:
-            yield client
+def running(app: FastAPI, *, timeout: float = 30) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """Run the app's lifespan (which attaches or loads the engine) around an in-process client
+    (``service.app.in_process``, the same start ``ssrl-eval`` uses)."""
+    return in_process(app, base_url="http://test", timeout=timeout)
 
 
 def serve(

@@ -113,3 +113,11 @@ def test_settings_and_engine_import_in_either_order(order: tuple[str, ...]) -> N
         )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_service_imports_none_of_its_tools_nor_its_own_client() -> None:
+    """ssrl-eval (evals/), the benchmarks, ssrl-train and the SDK stand on the service, not in it."""
+    tools = {"ssrl_client", "evals", "bench", "train", "tests"}
+    for name, path in _modules("service").items():
+        used = {m.split(".")[0] for m in imported(path, set())} & tools
+        assert not used, f"{name} imports {sorted(used)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.eval.__main__ import EvalSettings, evaluate
+from evals.__main__ import EvalSettings, evaluate
 from tests.e2e.launcher import RunningServer
 
 

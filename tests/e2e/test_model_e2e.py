@@ -10,8 +10,8 @@ from __future__ import annotations
 import openai
 import pytest
 
+from evals.scoring import exact_match
 from service.agent.tags import last_answer
-from service.eval.scoring import exact_match
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
 

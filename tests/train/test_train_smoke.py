@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from evals.datasets import load_jsonl
 from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepare_embedded_model
-from service.eval.datasets import load_jsonl
 from service.settings import Settings
 from train.__main__ import main
 from train.trainer import TrainConfig, lr_at
