@@ -3,6 +3,12 @@ lifespan and called in-process through httpx.ASGITransport.
 
 ``async with serve(engine, backend, **settings) as client`` (importable, and the ``serve`` fixture);
 ``build_app``/``running`` for tests that need the app itself (engine factories, load failures).
+
+End-to-end tests (those that load the real model: the real server on the real vLLM engine, the
+benchmarks' runs against it, the ssrl-train smoke run) are marked one way only, with the ``e2e``
+marker: ``pytestmark = pytest.mark.e2e`` for a module that is all e2e (every module in tests/e2e/,
+which tests/test_markers.py checks), ``@pytest.mark.e2e`` on a single test otherwise. Nothing is
+marked by its path or file name. ``-m "not e2e"`` is the fast suite.
 """
 
 from __future__ import annotations
@@ -73,11 +79,3 @@ async def client(engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app with default settings serving the ``engine`` fixture."""
     async with serve(engine) as c:
         yield c
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ssrl-train smoke run loads and trains the real model: e2e, like tests/e2e (whose own
-    conftest marks its tests)."""
-    for item in items:
-        if item.path.name == "test_train_smoke.py":
-            item.add_marker(pytest.mark.e2e)

@@ -15,6 +15,8 @@ from service.agent.tags import last_answer
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 QUESTIONS = [
     ("Which country has Baku as its capital?", ("Azerbaijan",)),
     ("What nationality was the painter Gustave Courbet?", ("French",)),

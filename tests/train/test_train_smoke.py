@@ -19,6 +19,8 @@ from service.settings import Settings
 from train.__main__ import main
 from train.trainer import TrainConfig, lr_at
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 
 def _args(out: Path, *extra: str) -> list[str]:
     """The command line of a tiny run (the cache is the server's default one)."""
