@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.chaos_search import ERROR_KIND, ChaosSearch
+from bench.flapping_searxng import ERROR_KIND, ChaosSearch
 from bench.search_chaos import drive
 from tests.e2e.launcher import start_server
 from tests.helpers import metric
