@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 from prometheus_client import CollectorRegistry
@@ -90,7 +90,6 @@ class GenerationChunk:
     stop_reason: str | int | None = None
     #: One entry per prompt token (None for the first), on the first chunk when they were asked for.
     prompt_logprobs: list[TokenLogprob | None] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @runtime_checkable
