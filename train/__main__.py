@@ -74,6 +74,15 @@ class TrainSettings(BaseSettings):
     )
     top_k: int = Field(default=3, ge=1, le=20, description="Results per real search (the server's default).")
     result_words: int = Field(default=100, ge=0, description="Words per result (the server's default).")
+    snippet_words: int = Field(
+        default=40, ge=0, description="Words of each result's query-biased snippet (the server's default)."
+    )
+    max_trajectory_tokens: int = Field(
+        default=480,
+        ge=64,
+        description="Longest trajectory kept (tokens after the prompt, results included), so that "
+        "trajectories fit a max_tokens of 512.",
+    )
     self_only: bool = Field(
         default=False,
         description="Every <information> written by the model (SSRL's simulated search), none from the "
@@ -95,7 +104,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     index = LocalIndex.load(None, settings.cache_dir / "indexes")
     data_dir = out / "data"
     recipe = settings.model_dump(
-        mode="json", include={"trajectories", "seed", "top_k", "result_words", "self_only"}
+        mode="json", include={"trajectories", "seed", "top_k", "result_words", "snippet_words", "self_only"}
     )
     stats_file = data_dir / "stats.json"
     earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
@@ -108,6 +117,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
             PRESETS["ssrl-smollm2"],
             top_k=settings.top_k,
             result_words=settings.result_words,
+            snippet_words=settings.snippet_words,
             self_only=settings.self_only,
         )
         stats = build_dataset(
@@ -140,8 +150,17 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     )
     trainer = Trainer(base, out, config)
     examples = [tokenize(t, trainer.tokenizer) for t in read_trajectories(data_dir / "trajectories.jsonl")]
-    kept = [e for e in examples if len(e.ids) <= config.max_length]
-    logger.info("%d trajectories, %d within %d tokens", len(examples), len(kept), config.max_length)
+    kept = [
+        e
+        for e in examples
+        if len(e.ids) <= config.max_length and len(e.ids) - e.prompt_length <= settings.max_trajectory_tokens
+    ]
+    logger.info(
+        "%d trajectories, %d within %d tokens after the prompt",
+        len(examples),
+        len(kept),
+        settings.max_trajectory_tokens,
+    )
     trainer.resume()
     result = trainer.train(kept)
     adapter = out / "adapter"

@@ -22,29 +22,50 @@ from evals.scoring import normalize_answer
 from service.search.corpus import embedded_corpus_path
 from service.search.local import LocalIndex
 from train.qa import QA, Fact, facts_of, phrase
-from train.trajectories import Builder, Trajectory, vague_queries
+from train.trajectories import Builder, Trajectory
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-#: Facts a small instruct model may know without searching: the "direct answer" kind uses these.
-COMMON_KINDS = ("capital", "symbol", "atomic_number")
+#: Kinds whose answer is the article's own title (the question asks for the thing itself).
+TITLE_KINDS = ("description", "lived")
+#: The hand-written natural question sets: none of their articles (nor their subjects' articles)
+#: is used in training.
+HELD_OUT = tuple(
+    Path(__file__).resolve().parent.parent / "bench" / "data" / f"natural-{s}.jsonl" for s in ("dev", "test")
+)
 
 
 @dataclass(frozen=True)
 class Mix:
-    """Shares of trajectory kinds, and of description (title-answer) questions."""
+    """Shares of trajectory kinds, of description (title-answer) questions, and how often a
+    real search whose answer is the first result is kept (below 1: more answers read from the
+    second or third result)."""
 
-    real: float = 0.30
-    real_twice: float = 0.18
-    hybrid: float = 0.10
-    self: float = 0.35
-    direct: float = 0.07
-    description: float = 0.25
+    real: float = 0.42
+    real_twice: float = 0.14
+    hybrid: float = 0.06
+    self: float = 0.32
+    chat: float = 0.06
+    description: float = 0.15
+    keep_first_rank: float = 0.45
 
     def kinds(self) -> tuple[list[str], list[float]]:
-        names = ["real", "real_twice", "hybrid", "self", "direct"]
+        names = ["real", "real_twice", "hybrid", "self", "chat"]
         return names, [getattr(self, n) for n in names]
+
+
+def held_out_titles(paths: tuple[Path, ...] = HELD_OUT) -> set[str]:
+    """Articles of the natural question sets, and their subjects where an article bears that name."""
+    titles: set[str] = set()
+    for path in paths:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                titles.update(str(row[k]) for k in ("article", "subject") if row.get(k))
+    return {t.lower() for t in titles}
 
 
 def split_of(title: str, dev: float = 0.1, test: float = 0.2) -> str:
@@ -68,14 +89,15 @@ def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
 
 
 def _qa(fact: Fact, n: int, rng: random.Random) -> QA:
-    digest = hashlib.sha1(f"{fact.article}|{fact.kind}".encode()).hexdigest()[:10]
-    return QA(f"{fact.kind}-{digest}-{n}", phrase(fact, rng), fact.answers, fact)
+    digest = hashlib.sha1(f"{fact.article}|{fact.kind}|{fact.subject}".encode()).hexdigest()[:10]
+    question, subject, clean = phrase(fact, rng)
+    return QA(f"{fact.kind}-{digest}-{n}", question, fact.answers, fact, subject, clean)
 
 
 def eval_items(facts: list[Fact], rng: random.Random, description_share: float) -> list[QA]:
     """One question per fact, description questions capped at ``description_share`` of the set."""
-    plain = [f for f in facts if f.kind != "description"]
-    titles = [f for f in facts if f.kind == "description"]
+    plain = [f for f in facts if f.kind not in TITLE_KINDS]
+    titles = [f for f in facts if f.kind in TITLE_KINDS]
     rng.shuffle(titles)
     keep = int(len(plain) * description_share / (1 - description_share))
     chosen = plain + titles[:keep]
@@ -113,18 +135,23 @@ def build_dataset(
         stats[f"{split}_questions"] = len(items)
 
     fanout = {normalize_answer(item.question) for item in load_fanoutqa_dev()}
-    train_facts = [f for f in by_split["train"] if f.kind != "description"]
-    titles = [f for f in by_split["train"] if f.kind == "description"]
-    builder.prefetch([q for f in by_split["train"] for q in (*f.queries, *vague_queries(f))])
+    held_out = held_out_titles()
+    train_all = [
+        f
+        for f in by_split["train"]
+        if f.article.lower() not in held_out and f.subject.lower() not in held_out
+    ]
+    families = _families([f for f in train_all if f.kind not in TITLE_KINDS])
+    family_names = sorted(families)
+    # Relations drawn alike (by the square root of their number of facts, up to 60): the common
+    # ones (nationality, population) do not crowd out those people ask most (who wrote, when).
+    family_weights = [min(len(families[n]), 60) ** 0.5 for n in family_names]
+    titles = [f for f in train_all if f.kind in TITLE_KINDS]
     names, weights = mix.kinds()
     # Quotas per kind: drawing a kind per attempt would under-represent the kinds the index can
     # support less often (a two-search trajectory needs a query that misses and one that hits).
     quota = {n: round(w / sum(weights) * trajectories) for n, w in zip(names, weights, strict=True)}
     quota["self"] += trajectories - sum(quota.values())
-    common = [f for f in train_facts if f.kind in COMMON_KINDS]
-    if not common:
-        quota["self"] += quota["direct"]
-        quota["direct"] = 0
     made: list[Trajectory] = []
     asked: list[QA] = []
     kinds: Counter[str] = Counter()
@@ -134,17 +161,22 @@ def build_dataset(
         attempts += 1
         open_kinds = [n for n in names if kinds[n] < quota[n]]
         kind = rng.choices(open_kinds, [quota[n] - kinds[n] for n in open_kinds])[0]
-        if kind == "direct":
-            fact = rng.choice(common)
+        if kind == "chat":
+            made.append(builder.chat(rng, attempts))
+            kinds[kind] += 1
+            progress.update(1)
+            continue
+        if rng.random() < mix.description:
+            fact = rng.choice(titles)
         else:
-            fact = rng.choice(titles if rng.random() < mix.description else train_facts)
+            fact = rng.choice(families[rng.choices(family_names, family_weights)[0]])
         qa = _qa(fact, attempts, rng)
         if normalize_answer(qa.question) in fanout:
             continue
-        queries = [q.lower() if rng.random() < 0.4 else q for q in fact.queries]
-        builder.prefetch(queries)
-        trajectory = builder.build(kind, qa, rng, queries)
+        trajectory = builder.build(kind, qa, rng)
         if trajectory is None:
+            continue
+        if kind in ("real", "real_twice") and trajectory.ranks == (1,) and rng.random() > mix.keep_first_rank:
             continue
         made.append(trajectory)
         asked.append(qa)
@@ -153,15 +185,29 @@ def build_dataset(
     progress.close()
     write_jsonl(out / "trajectories.jsonl", [t.to_json() for t in made])
     write_jsonl(out / "train.jsonl", [_eval_row(q) for q in asked])
+    ranks = Counter(r for t in made for r in t.ranks[:1] if t.kind in ("real", "real_twice"))
     stats.update(
         facts=len(facts),
-        train_facts=len(by_split["train"]),
+        train_facts=len(train_all),
+        held_out_articles=len(held_out),
         trajectories=len(made),
         kinds=dict(kinds),
-        description_share=round(sum(q.fact.kind == "description" for q in asked) / max(len(asked), 1), 3),
+        relations=dict(Counter(q.fact.kind for q in asked).most_common()),
+        answer_rank=dict(sorted(ranks.items())),
+        description_share=round(sum(q.fact.kind in TITLE_KINDS for q in asked) / max(len(asked), 1), 3),
     )
     logger.info("data: %s", stats)
     return stats
+
+
+def _families(facts: list[Fact]) -> dict[str, list[Fact]]:
+    """Facts by relation, the by_<verb> and year_<verb> relations each one family."""
+    out: dict[str, list[Fact]] = {}
+    for fact in facts:
+        out.setdefault(
+            fact.kind.split("_")[0] if fact.kind.startswith(("by_", "year_")) else fact.kind, []
+        ).append(fact)
+    return out
 
 
 def _eval_row(qa: QA) -> dict[str, object]:

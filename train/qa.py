@@ -1,129 +1,196 @@
-"""Question-answer pairs from the embedded Wikipedia summaries.
+"""Question-answer pairs from the embedded Wikipedia summaries, by a table of rules.
 
-Each rule reads one fact from the part of an article the search results show (its first
-``result_words`` words), so a real search for the article can answer it. Answers are short spans of
-that text (names, places, years, numbers, nationalities; at most five words) that exact match can
-score; titles are the answer only for the description questions, a minority. Every fact has several
-phrasings of the question and several short search queries, none a copy of the question.
+Each rule reads one fact from the part of an article a search result shows: a pattern over the
+text (or its lead sentence, or the article's short description), which group is the answer and
+which the subject, and the relation it asks for. Answers are short spans of the text (names,
+places, years, numbers, nationalities; at most five words); the article's own title is the answer
+only where the question asks for the thing itself. How people ask each relation lives in
+``train.phrasings`` (15 or more phrasings each); ``phrase`` adds the noise of typed questions.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from service.search.base import Doc
+from train.phrasings import RELATIONS, Relation
 
 _NAME = r"[A-Z][\w'’.-]*(?:\s(?:[A-Z][\w'’.-]*|de|da|van|von|of|the|del|di|le|la|al|bin|ibn))*"
 _PLACE = r"(?:the\s)?[A-Z][\w'’-]*(?:\s(?:[A-Z][\w'’-]*|of|and))*"
 _NUMBER = r"\d[\d,.]*(?:\s(?:million|billion|thousand))?"
-_DEMONYMS = [
-    "American",
-    "English",
-    "British",
-    "French",
-    "German",
-    "Italian",
-    "Spanish",
-    "Russian",
-    "Chinese",
-    "Japanese",
-    "Indian",
-    "Greek",
-    "Dutch",
-    "Scottish",
-    "Irish",
-    "Austrian",
-    "Swiss",
-    "Swedish",
-    "Polish",
-    "Canadian",
-    "Australian",
-    "Brazilian",
-    "Mexican",
-    "Argentine",
-    "Egyptian",
-    "Persian",
-    "Roman",
-    "Danish",
-    "Norwegian",
-    "Belgian",
-    "Hungarian",
-    "Czech",
-    "Portuguese",
-    "Korean",
-    "Turkish",
-    "Israeli",
-    "Nigerian",
-    "Welsh",
-    "Soviet",
-    "Prussian",
-    "Flemish",
-    "Venetian",
-    "Florentine",
-    "Finnish",
-    "Ukrainian",
-    "Cuban",
-    "Chilean",
-    "Colombian",
-    "Peruvian",
-    "Iranian",
-    "Pakistani",
-    "Indonesian",
-    "Vietnamese",
-    "Thai",
-    "Filipino",
-    "Ethiopian",
-    "Kenyan",
-    "Jamaican",
-    "Romanian",
-    "Serbian",
-    "Croatian",
-    "Bulgarian",
-    "Lebanese",
-    "Syrian",
-    "Iraqi",
-    "Saudi",
-    "Mongolian",
-    "Tibetan",
-    "Nepalese",
-    "Afghan",
-    "Arab",
-    "Byzantine",
-    "Athenian",
-    "Macedonian",
-    "Carthaginian",
-    "Babylonian",
-    "Assyrian",
-    "Ghanaian",
-    "Senegalese",
-    "Icelandic",
-    "Estonian",
-    "Latvian",
-    "Lithuanian",
-    "Slovak",
-    "Slovenian",
-    "Bosnian",
-    "Albanian",
-    "Georgian",
-    "Armenian",
-    "Uzbek",
-    "Kazakh",
-    "Bengali",
-    "Sri",
-    "Lankan",
-    "Malaysian",
-    "Singaporean",
-    "Moroccan",
-    "Algerian",
-    "Tunisian",
-    "Venezuelan",
-    "Uruguayan",
-    "Bolivian",
-]
-_DEMONYM = "|".join(sorted(_DEMONYMS, key=len, reverse=True))
+DEMONYMS = frozenset(
+    [
+        "American",
+        "English",
+        "British",
+        "French",
+        "German",
+        "Italian",
+        "Spanish",
+        "Russian",
+        "Chinese",
+        "Japanese",
+        "Indian",
+        "Greek",
+        "Dutch",
+        "Scottish",
+        "Irish",
+        "Austrian",
+        "Swiss",
+        "Swedish",
+        "Polish",
+        "Canadian",
+        "Australian",
+        "Brazilian",
+        "Mexican",
+        "Argentine",
+        "Egyptian",
+        "Persian",
+        "Roman",
+        "Danish",
+        "Norwegian",
+        "Belgian",
+        "Hungarian",
+        "Czech",
+        "Portuguese",
+        "Korean",
+        "Turkish",
+        "Israeli",
+        "Nigerian",
+        "Welsh",
+        "Soviet",
+        "Prussian",
+        "Flemish",
+        "Venetian",
+        "Florentine",
+        "Finnish",
+        "Ukrainian",
+        "Cuban",
+        "Chilean",
+        "Colombian",
+        "Peruvian",
+        "Iranian",
+        "Pakistani",
+        "Indonesian",
+        "Vietnamese",
+        "Thai",
+        "Filipino",
+        "Ethiopian",
+        "Kenyan",
+        "Jamaican",
+        "Romanian",
+        "Serbian",
+        "Croatian",
+        "Bulgarian",
+        "Lebanese",
+        "Syrian",
+        "Iraqi",
+        "Saudi",
+        "Mongolian",
+        "Tibetan",
+        "Nepalese",
+        "Afghan",
+        "Arab",
+        "Byzantine",
+        "Athenian",
+        "Macedonian",
+        "Carthaginian",
+        "Babylonian",
+        "Assyrian",
+        "Ghanaian",
+        "Senegalese",
+        "Icelandic",
+        "Estonian",
+        "Latvian",
+        "Lithuanian",
+        "Slovak",
+        "Slovenian",
+        "Bosnian",
+        "Albanian",
+        "Georgian",
+        "Armenian",
+        "Uzbek",
+        "Kazakh",
+        "Bengali",
+        "Sri",
+        "Lankan",
+        "Malaysian",
+        "Singaporean",
+        "Moroccan",
+        "Algerian",
+        "Tunisian",
+        "Venezuelan",
+        "Uruguayan",
+        "Bolivian",
+    ]
+)
+_DEMONYM = "|".join(sorted(DEMONYMS, key=len, reverse=True))
+_GLUE = ("of", "and", "the", "de", "da", "van", "von", "del", "di", "le", "la", "al")
+_PLACE_WORDS = (
+    "city|town|village|port|municipality|island|river|lake|mountain|volcano|desert|region|province|state|"
+    "country|mountain range|peninsula"
+)
+_MAKERS = {
+    "directed": "directed",
+    "written": "written",
+    "composed": "composed",
+    "painted": "painted",
+    "designed": "designed",
+    "founded": "founded",
+    "developed": "developed",
+    "discovered": "discovered",
+    "invented": "invented",
+    "created": "created",
+}
+#: Roles in a person's short description ("Inventor of the telephone") -> the by_<verb> relation.
+_ROLES = {
+    "Inventor": "invented",
+    "Discoverer": "discovered",
+    "Founder": "founded",
+    "Co-founder": "founded",
+    "Author": "written",
+    "Writer": "written",
+    "Composer": "composed",
+    "Creator": "created",
+    "Designer": "designed",
+    "Architect": "designed",
+    "Director": "directed",
+    "Painter": "painted",
+}
+
+
+#: Kinds of works in a lead sentence ("... is a novel by Jane Austen") -> the by_<verb> relation.
+_WORKS = {
+    **dict.fromkeys(
+        (
+            "novel",
+            "play",
+            "poem",
+            "book",
+            "novella",
+            "short story",
+            "tragedy",
+            "comedy",
+            "epic poem",
+            "essay",
+            "treatise",
+            "trilogy",
+        ),
+        "written",
+    ),
+    **dict.fromkeys(("painting", "fresco", "mural"), "painted"),
+    **dict.fromkeys(
+        ("opera", "symphony", "song", "album", "ballet", "musical", "sonata", "concerto", "oratorio"),
+        "composed",
+    ),
+    "film": "directed",
+    **dict.fromkeys(("sculpture", "statue", "series"), "created"),
+}
+_VERB_OF = {**_ROLES, **_WORKS}
 
 
 @dataclass(frozen=True)
@@ -133,10 +200,12 @@ class Fact:
     kind: str
     article: str  # title of the article holding the fact
     questions: tuple[str, ...]  # phrasings, with {s} for the subject
-    queries: tuple[str, ...]  # short search queries
+    queries: tuple[str, ...]  # short search queries naming the subject
     answers: tuple[str, ...]  # gold answers, the first as written in the article
-    need: str  # what the reasoning says it must find, e.g. "the nationality of Kant"
+    need: str  # what the reasoning says it must find, e.g. "the nationality of Immanuel Kant"
     subject: str
+    #: Other ways people name the subject ("Kant" for Immanuel Kant, "Mona Lisa" for The Mona Lisa).
+    short_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,19 +214,15 @@ class QA:
     question: str
     answers: tuple[str, ...]
     fact: Fact = field(compare=False)
+    #: The subject as this question names it (the full name or a short one).
+    subject: str = ""
+    #: The question before a typo was put in (what a query copying the question uses).
+    clean_question: str = ""
 
 
 def subject_of(title: str) -> str:
     """The article title without a disambiguation such as " (statue)"."""
     return re.sub(r"\s*\([^)]*\)$", "", title).strip()
-
-
-def _lower_first(text: str, context: str) -> str:
-    """Lower-case the first word unless it is a proper word (a nationality, or capitalised mid-sentence)."""
-    word = text.split()[0] if text.split() else ""
-    if not word or word in _DEMONYMS or word.isupper() or re.search(rf"[a-z,] {re.escape(word)}\b", context):
-        return text
-    return text[:1].lower() + text[1:]
 
 
 def _trim(span: str) -> str:
@@ -168,20 +233,7 @@ def _trim(span: str) -> str:
             words.append(word.rstrip("."))
             break
         words.append(word)
-    while words and words[-1] in (
-        "of",
-        "and",
-        "the",
-        "de",
-        "da",
-        "van",
-        "von",
-        "del",
-        "di",
-        "le",
-        "la",
-        "al",
-    ):
+    while words and words[-1] in _GLUE:
         words.pop()
     return " ".join(words).strip().rstrip(".,;:").strip()
 
@@ -191,380 +243,405 @@ def _proper(span: str) -> bool:
     bare = re.sub(r"^the ", "", span)
     return (
         bool(bare)
-        and bare.split()[0] not in _DEMONYMS
+        and bare.split()[0] not in DEMONYMS
         and bare.split()[0] not in ("The", "A", "An", "In", "He", "She", "It")
     )
 
 
-Rule = Callable[[Doc, str], Iterator[Fact]]
+def _without_the(span: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((span, re.sub(r"^the ", "", span))))
 
 
-def _facts(doc: Doc, text: str, topic: str) -> Iterator[Fact]:
-    s = subject_of(doc.title)
-    person = topic == "People"
-    lead = text.split(". ")[0]
-
-    if (m := re.search(r"symbol ([A-Z][a-z]?) and atomic number (\d+)", text)) is not None:
-        yield Fact(
-            "symbol",
-            doc.title,
-            (
-                "What is the chemical symbol of {s}?",
-                "Which symbol does {s} have in the periodic table?",
-                "what's the element symbol for {s}",
-                "The chemical element {s} has which symbol?",
-            ),
-            (f"{s} chemical symbol", f"{s} element", f"{s} symbol atomic number"),
-            (m.group(1),),
-            f"the chemical symbol of {s}",
-            s,
-        )
-        yield Fact(
-            "atomic_number",
-            doc.title,
-            (
-                "What is the atomic number of {s}?",
-                "How many protons does an atom of {s} have?",
-                "{s} has what atomic number?",
-                "atomic number of {s}?",
-            ),
-            (f"{s} atomic number", f"{s} chemical element", f"{s} element protons"),
-            (m.group(2),),
-            f"the atomic number of {s}",
-            s,
-        )
-    if (m := re.search(rf"[Ii]ts capital(?: and largest city)? is ({_NAME})", text)) is not None:
-        capital = _trim(m.group(1))
-        yield Fact(
-            "capital",
-            doc.title,
-            (
-                "What is the capital of {s}?",
-                "Which city is the capital of {s}?",
-                "{s}'s capital city is called what?",
-                "Name the capital of {s}.",
-                "capital of {s}?",
-            ),
-            (f"{s} capital", f"capital of {s}", f"{s} capital city"),
-            (capital,),
-            f"the capital of {s}",
-            s,
-        )
-    if m := re.search(rf"^[^.]*? is the capital(?: and (?:largest|most populous) city)? of ({_PLACE})", lead):
-        place = _trim(m.group(1))
-        yield Fact(
-            "capital_of",
-            doc.title,
-            (
-                "{s} is the capital of which state or country?",
-                "What is {s} the capital of?",
-                "Of which place is {s} the capital?",
-                "{s} serves as the capital of what?",
-            ),
-            (f"{s} capital", f"{s} city", f"{s}"),
-            (place, re.sub(r"^the ", "", place)),
-            f"what {s} is the capital of",
-            s,
-        )
-        yield Fact(
-            "capital",
-            doc.title,
-            (
-                f"What is the capital of {place}?",
-                f"Which city is the capital of {place}?",
-                f"Name the capital city of {place}.",
-                f"what city is {place}'s capital",
-            ),
-            (f"capital of {place}", f"{place} capital city", f"{re.sub(r'^the ', '', place)} capital"),
-            (s,),
-            f"the capital of {place}",
-            place,
-        )
-    loc = re.search(
-        r"^[^.]*? is (?:a|an|the)\s(?:[\w-]+\s){0,3}?(city|town|village|port|municipality|island|river|lake|"
-        r"mountain|volcano|desert|region|province|state|country|mountain range|peninsula)\s(?:located\s)?in\s"
-        rf"({_PLACE})",
-        lead,
-    )
-    place = _trim(loc.group(2)) if loc is not None else ""
-    if loc is not None and _proper(place) and not re.match(r"(?:the\s)?(?:North|South|East|West)$", place):
-        what = loc.group(1)
-        yield Fact(
-            "location",
-            doc.title,
-            (
-                "Where is {s}?",
-                "In which country or region is {s}?",
-                f"Where is the {what} of {{s}} located?",
-                f"{{s}} is a {what} in what place?",
-                "Where would you find {s}?",
-                "{s} is located where?",
-            ),
-            (f"{s} location", f"{s} {what}", f"where is {s}"),
-            (place, re.sub(r"^the ", "", place)),
-            f"where {s} is",
-            s,
-        )
-    for verb, region in (
-        ("native to", "Where is {s} native to?"),
-        ("spoken (?:\\w+ )?in", "Where is {s} spoken?"),
-    ):
-        if (m := re.search(rf"\b{verb} ({_PLACE})", text)) is not None:
-            place = _trim(m.group(1))
-            if not _proper(place):
-                continue
-            extra = (
-                ("Which region is {s} native to?", "{s} comes from what part of the world?")
-                if "native" in verb
-                else ("In which country is the {s} spoken?", "Which place is {s} mainly spoken in?")
-            )
-            yield Fact(
-                "native" if "native" in verb else "spoken",
-                doc.title,
-                (region, *extra),
-                (f"{s} native range", f"{s} habitat", f"{s}")
-                if "native" in verb
-                else (f"{s} speakers", f"{s} where spoken", f"{s} language"),
-                (place, re.sub(r"^the ", "", place)),
-                f"where {s} is {'native to' if 'native' in verb else 'spoken'}",
-                s,
-            )
-    if m := re.search(
-        rf"^[^.]*? (?:was|is) an? ({_DEMONYM})\s((?:[a-z-]+\s){{0,2}}?[a-z-]+)(?=[,.]|\sand\s|\swho\s)", lead
-    ):
-        nationality, job = m.group(1), m.group(2)
-        if person and len(s.split()) >= 2:
-            yield Fact(
-                "nationality",
-                doc.title,
-                (
-                    "What nationality was {s}?",
-                    "{s} was of what nationality?",
-                    "Which country was {s} from?",
-                    "what was the nationality of {s}",
-                    "Tell me the nationality of {s}.",
-                ),
-                (f"{s} nationality", f"{s} biography", f"{s}"),
-                (nationality,),
-                f"the nationality of {s}",
-                s,
-            )
-            last = job.split()[-1]
-            yield Fact(
-                "occupation",
-                doc.title,
-                (
-                    "What was {s}'s profession?",
-                    "What did {s} do for a living?",
-                    "{s} was known as what?",
-                    "What was the occupation of {s}?",
-                    "who was {s}",
-                ),
-                (f"{s} occupation", f"{s} career", f"{s} biography"),
-                tuple(dict.fromkeys((job, last))),
-                f"the occupation of {s}",
-                s,
-            )
-    verbs = {
-        "directed": ("Who directed {s}?", "Who was the director of {s}?", "{s} was directed by whom?"),
-        "written": ("Who wrote {s}?", "Who is the author of {s}?", "{s} was written by whom?"),
-        "composed": ("Who composed {s}?", "Who wrote the music of {s}?", "{s} was composed by whom?"),
-        "painted": ("Who painted {s}?", "Which artist painted {s}?", "{s} is a painting by whom?"),
-        "designed": (
-            "Who designed {s}?",
-            "Which architect or engineer designed {s}?",
-            "{s} was designed by?",
-        ),
-        "founded": ("Who founded {s}?", "Who was the founder of {s}?", "{s} was founded by whom?"),
-        "developed": ("Who developed {s}?", "{s} was developed by whom?", "Who created {s}?"),
-        "discovered": (
-            "Who discovered {s}?",
-            "{s} was discovered by whom?",
-            "Which scientist discovered {s}?",
-        ),
-        "invented": ("Who invented {s}?", "Who is credited with inventing {s}?", "{s} was invented by?"),
-        "created": ("Who created {s}?", "Who is the creator of {s}?", "{s} was created by whom?"),
-    }
-    if not person and (m := re.search(rf"\b({'|'.join(verbs)}) by ({_NAME})", text)) is not None:
-        maker = _trim(m.group(2))
-        if _proper(maker) and len(maker.split()) <= 4:
-            verb = m.group(1)
-            yield Fact(
-                f"by_{verb}",
-                doc.title,
-                verbs[verb],
-                (
-                    f"{s} {verb} by",
-                    f"{s} {verb.rstrip('ed')}er" if verb != "written" else f"{s} author",
-                    f"{s}",
-                ),
-                (maker, maker.split()[-1])
-                if 1 < len(maker.split()) <= 3 and " of " not in maker
-                else (maker,),
-                f"who {verb} {s}",
-                s,
-            )
-    years = {
-        "published": (
-            "When was {s} published?",
-            "In what year was {s} first published?",
-            "{s} came out in which year?",
-        ),
-        "founded": (
-            "When was {s} founded?",
-            "In which year was {s} founded?",
-            "What year was {s} established?",
-        ),
-        "established": (
-            "When was {s} established?",
-            "In what year was {s} set up?",
-            "{s} dates from which year?",
-        ),
-        "built": ("When was {s} built?", "In what year was {s} constructed?", "{s} was built in which year?"),
-        "completed": (
-            "When was {s} completed?",
-            "In which year was {s} finished?",
-            "What year was {s} completed?",
-        ),
-        "released": (
-            "When was {s} released?",
-            "What year did {s} come out?",
-            "{s} was released in which year?",
-        ),
-        "discovered": (
-            "When was {s} discovered?",
-            "In what year was {s} discovered?",
-            "{s} was found in which year?",
-        ),
-        "written": (
-            "When was {s} written?",
-            "In what year did the author write {s}?",
-            "{s} dates from what year?",
-        ),
-        "opened": ("When did {s} open?", "In what year did {s} open?", "{s} opened in which year?"),
-        "signed": ("When was {s} signed?", "In which year was {s} signed?", "What year was {s} signed?"),
-    }
-    if (
-        not person
-        and (m := re.search(rf"\b({'|'.join(years)})\b(?:\s[\w,]+){{0,5}}?\sin\s(\d{{3,4}})\b", text))
-        is not None
-    ):
-        verb = m.group(1)
-        yield Fact(
-            f"year_{verb}",
-            doc.title,
-            years[verb],
-            (f"{s} {verb} year", f"{s} history", f"when {s} {verb}"),
-            (m.group(2),),
-            f"the year {s} was {verb}",
-            s,
-        )
-    if topic == "Geography" and (
-        m := re.search(
-            rf"population of (?:about |around |approximately |over |more than |nearly |some )?({_NUMBER})",
-            text,
-        )
-    ):
-        number = _trim(m.group(1))
-        yield Fact(
-            "population",
-            doc.title,
-            (
-                "What is the population of {s}?",
-                "How many people live in {s}?",
-                "{s} has how many inhabitants?",
-                "population of {s}?",
-            ),
-            (f"{s} population", f"{s} inhabitants", f"{s} census"),
-            (number,),
-            f"the population of {s}",
-            s,
-        )
-    if (m := re.search(rf"\b({_NUMBER}) (?:native )?speakers\b", text)) is not None:
-        yield Fact(
-            "speakers",
-            doc.title,
-            ("How many people speak {s}?", "How many speakers does {s} have?", "{s} has how many speakers?"),
-            (f"{s} speakers", f"{s} number of speakers", f"{s} language"),
-            (_trim(m.group(1)),),
-            f"the number of speakers of {s}",
-            s,
-        )
-    m = re.search(r"\bnamed after (?:the\s)?([A-Z][\w'’-]*(?:\s[A-Z][\w'’-]*){0,3})", text)
-    if m is not None and _proper(_trim(m.group(1))):
-        yield Fact(
-            "named_after",
-            doc.title,
-            (
-                "Who or what is {s} named after?",
-                "Where does the name {s} come from?",
-                "{s} was named after whom?",
-            ),
-            (f"{s} name origin", f"{s} named after", f"{s} etymology"),
-            (_trim(m.group(1)),),
-            f"what {s} is named after",
-            s,
-        )
+def short_names(subject: str, person: bool) -> tuple[str, ...]:
+    """How people shorten a name: a person's last name, a work's title without "The"."""
+    words = subject.split()
+    out: list[str] = []
+    if person and len(words) >= 2 and len(words[-1]) > 2 and words[-1][0].isupper():
+        out.append(words[-1])
+    if words and words[0] == "The" and len(words) >= 2:
+        out.append(" ".join(words[1:]))
+    return tuple(out)
 
 
-def _description_fact(doc: Doc, description: str) -> Fact | None:
-    """A description question: the answer is the title (kept a minority of the set)."""
-    description = description.strip().rstrip(".")
-    if (
-        not description
-        or len(description.split()) < 3
-        or subject_of(doc.title).lower() in description.lower()
-    ):
-        return None
-    lived = re.search(r"\((?:c\.\s)?(\d{3,4})\s?[–-]\s?(\d{3,4})\)", description)
-    desc = re.sub(r"\s*\([^)]*\)", "", description).strip()
-    d = _lower_first(desc, doc.text)
-    if lived:
-        questions = (
-            f"Which {d} lived from {lived.group(1)} to {lived.group(2)}?",
-            f"Who was the {d} born in {lived.group(1)}?",
-            f"Name the {d} who died in {lived.group(2)}.",
-        )
-        queries = (
-            f"{d} {lived.group(1)}",
-            f"{d} {lived.group(1)} {lived.group(2)}",
-            f"{d} born {lived.group(1)}",
-        )
-    else:
-        questions = (
-            f"What is the name of the {d}?",
-            f"Which {d} is this: what is it called?",
-            f"What do we call the {d}?",
-            f"name the {d}",
-        )
-        queries = (d, f"{d} name", " ".join(d.split()[:4]))
-    return Fact("description", doc.title, questions, queries, (subject_of(doc.title),), f"the {d}", d)
+Scope = Literal["text", "lead", "description"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the table: where to look, what the question is about and what answers it.
+
+    ``answer`` / ``about`` name a group of ``pattern`` (or ``"title"``: the article's subject); the
+    relation is ``kind`` with ``{1}`` filled from group 1 where it names the verb.
+    """
+
+    kind: str
+    pattern: str
+    scope: Scope = "text"
+    answer: int | str = 1
+    about: int | str = "title"
+    people: bool | None = None  # only people (True), never people (False), either (None)
+    topic: str | None = None
+    proper: bool = False  # the answer must be a proper name or place, not a nationality
+    #: Answers "the X" also accept "X".
+    drop_the: bool = False
+    #: Most words of the captured subject (for inverse rules, whose subject is a phrase).
+    about_words: int = 8
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("symbol", r"symbol\s([A-Z][a-z]?) and atomic number\s(\d+)"),
+    Rule("atomic_number", r"symbol\s([A-Z][a-z]?) and atomic number\s(\d+)", answer=2),
+    Rule("capital", rf"(?:[Ii]ts|{{title}}'s) capital(?: and largest city)? is ({_NAME})"),
+    Rule(
+        "capital_of",
+        rf"^[^.]*? is the capital(?: and (?:largest|most populous) city)? of ({_PLACE})",
+        scope="lead",
+        drop_the=True,
+    ),
+    Rule(
+        "capital",
+        rf"^[^.]*? is the capital(?: and (?:largest|most populous) city)? of ({_PLACE})",
+        scope="lead",
+        answer="title",
+        about=1,
+    ),
+    Rule(
+        "location",
+        rf"^[^.]*? is (?:a|an|the)\s(?:[\w-]+\s){{0,3}}?(?:{_PLACE_WORDS})\s(?:located\s)?in\s({_PLACE})",
+        scope="lead",
+        proper=True,
+        drop_the=True,
+    ),
+    Rule("native", rf"\bnative to ({_PLACE})", proper=True, drop_the=True),
+    Rule("spoken", rf"\bspoken (?:\w+ )?in ({_PLACE})", proper=True, drop_the=True),
+    Rule(
+        "nationality",
+        rf"^[^.]*? (?:was|is) an? ({_DEMONYM})\s(?:[a-z-]+\s){{0,2}}?[a-z-]+(?=[,.]|\sand\s|\swho\s)",
+        scope="lead",
+        people=True,
+    ),
+    Rule(
+        "occupation",
+        rf"^[^.]*? (?:was|is) an? (?:{_DEMONYM})\s((?:[a-z-]+\s){{0,2}}?[a-z-]+)(?=[,.]|\sand\s|\swho\s)",
+        scope="lead",
+        people=True,
+    ),
+    Rule("birthplace", rf"\b[Bb]orn in ({_PLACE})", people=True, proper=True, drop_the=True),
+    Rule("by_{1}", rf"\b({'|'.join(_MAKERS)}) by ({_NAME})", answer=2, people=False, proper=True),
+    Rule(
+        "by_{1}",
+        rf"^({'|'.join(_ROLES)}) of ((?:the )?[\w' -]+?)(?:\s\(|$)",
+        scope="description",
+        answer="title",
+        about=2,
+        about_words=6,
+    ),
+    Rule(
+        "by_{1}",
+        rf"^[^.]*? is an? (?:[\w'-]+ ){{0,4}}?({'|'.join(sorted(_WORKS, key=len, reverse=True))})"
+        rf"(?: (?:written|composed|painted|directed|created|sculpted))? by (?:the )?({_NAME})",
+        scope="lead",
+        answer=2,
+        people=False,
+        proper=True,
+    ),
+    Rule(
+        "alias",
+        r"^{title}\b[^.]{0,40}?\b(?:also|commonly|often|sometimes|colloquially|popularly|more commonly) "
+        r"(?:known as|called|referred to as) (?:the )?[\"“]?([A-Za-z][\w'’ -]{2,40}?)[\"”]?"
+        r"(?=[,.;()]| or | and )",
+        scope="lead",
+    ),
+    Rule(
+        "former_name",
+        r"\b(?:formerly|previously|originally|once) (?:known as |called |named )?(?:the )?[\"“]?"
+        r"([A-Z][\w'’ -]{2,40}?)[\"”]?(?=[,.;()]| or | and | until )",
+    ),
+    Rule(
+        "year_{1}",
+        r"\b(published|founded|established|built|completed|released|discovered|written|opened|signed)\b"
+        r"(?:\s[\w,]+){0,5}?\sin\s(\d{3,4})\b",
+        answer=2,
+        people=False,
+    ),
+    Rule(
+        "population",
+        rf"population of (?:about |around |approximately |over |more than |nearly |some )?({_NUMBER})",
+        topic="Geography",
+    ),
+    Rule("speakers", rf"\b({_NUMBER}) (?:native )?speakers\b"),
+    Rule("named_after", r"\bnamed after (?:the\s)?([A-Z][\w'’-]*(?:\s[A-Z][\w'’-]*){0,3})", proper=True),
+    Rule(
+        "known_as",
+        r"(?:known|nicknamed|referred to) as (?:the )?[\"“]([^\"”]{3,40})[\"”]",
+        answer="title",
+        about=1,
+        about_words=5,
+    ),
+    Rule(
+        "superlative",
+        r"^[^.]*? (?:is|was) the ((?:largest|highest|longest|oldest|tallest|deepest|biggest|smallest|"
+        r"most populous|fastest|second-largest|second-highest) [^.,;()]{3,50}?)"
+        r"(?=[.,;(]| and | which | that )",
+        scope="lead",
+        answer="title",
+        about=1,
+        people=False,
+    ),
+    Rule(
+        "first_to",
+        r"\bthe (first (?:person|man|woman|human|[a-z]+) to [^.,;()]{3,45}?)(?=[.,;(]| and | in \d)",
+        answer="title",
+        about=1,
+        people=True,
+    ),
+)
+
+
+def _answers(span: str, rule: Rule, kind: str, person_answer: bool) -> tuple[str, ...]:
+    answers: tuple[str, ...] = _without_the(span) if rule.drop_the else (span,)
+    words = span.split()
+    if kind.startswith("by_") and 1 < len(words) <= 3 and " of " not in span:
+        answers += (words[-1],)  # "Shakespeare" for "William Shakespeare"
+    if kind == "occupation":
+        answers += (words[-1],)
+    if person_answer and 1 < len(words) <= 3:
+        answers += (words[-1],)
+    return tuple(dict.fromkeys(a for a in answers if a))
+
+
+def _group(match: re.Match[str], which: int | str, title: str) -> str:
+    return title if which == "title" else _trim(match.group(int(which)))
 
 
 def facts_of(doc: Doc, description: str, topic: str, result_words: int) -> list[Fact]:
     """Every fact of an article whose answer lies in the part of the text a search result shows."""
     text = " ".join(doc.text.split()[:result_words])
-    found = [f for f in _facts(doc, text, topic) if all(len(a.split()) <= 5 for a in f.answers[:1])]
-    found = [f for f in found if f.answers[0] and f.answers[0].lower() in text.lower()]
-    desc = _description_fact(doc, description)
-    if desc is not None:
-        found.append(desc)
-    return found
+    lead = text.split(". ")[0].rstrip(".") + "."
+    title = subject_of(doc.title)
+    person = topic == "People"
+    found: dict[tuple[str, str], Fact] = {}
+    for rule in RULES:
+        if (rule.people is True and not person) or (rule.people is False and person):
+            continue
+        if rule.topic is not None and rule.topic != topic:
+            continue
+        where = {"text": text, "lead": lead, "description": description.strip()}[rule.scope]
+        pattern = rule.pattern.replace("{title}", re.escape(title))
+        match = re.search(pattern, where)
+        if match is None:
+            continue
+        kind = rule.kind.replace("{1}", _VERB_OF.get(match.group(1), match.group(1)))
+        answer = _group(match, rule.answer, title)
+        about = _group(match, rule.about, title)
+        if not answer or not about or (rule.proper and not _proper(answer)):
+            continue
+        if len(answer.split()) > 5 or len(about.split()) > rule.about_words:
+            continue
+        if rule.answer != "title" and answer.lower() not in text.lower():
+            continue
+        if kind in ("nationality", "occupation") and len(title.split()) < 2:
+            continue
+        relation = RELATIONS[kind]
+        answers = _answers(answer, rule, kind, person and rule.answer == "title")
+        about_person = person and rule.about == "title"
+        fact = _fact(kind, doc.title, relation, about, answers, short_names(about, about_person))
+        found.setdefault((kind, about.lower()), fact)
+    facts = list(found.values())
+    described = _description_fact(doc, description, person)
+    if described is not None:
+        facts.append(described)
+    return facts
 
 
-_PREFIXES = ("", "", "", "", "", "", "Do you know: ", "Quick question: ", "Can you tell me: ", "I wonder, ")
+def _fact(
+    kind: str,
+    article: str,
+    relation: Relation,
+    about: str,
+    answers: tuple[str, ...],
+    shorts: tuple[str, ...] = (),
+    fill: dict[str, str] | None = None,
+) -> Fact:
+    fill = fill or {}
+    questions = tuple(_fill(q, fill) for q in relation.questions)
+    queries = tuple(dict.fromkeys([about, *(f"{about} {k}" for k in relation.keywords)]))
+    need = _fill(relation.need, fill).replace("{s}", about)
+    return Fact(kind, article, questions, queries, answers, need, about, shorts)
 
 
-def phrase(fact: Fact, rng: random.Random) -> str:
-    """One phrasing of a fact's question, with some of the noise of real questions."""
-    question = rng.choice(fact.questions).replace("{s}", fact.subject)
-    prefix = rng.choice(_PREFIXES)
-    if prefix:
-        question = (
-            prefix + question[0].lower() + question[1:] if not question[1:2].isupper() else prefix + question
+def _fill(template: str, fill: dict[str, str]) -> str:
+    for key, value in fill.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def _lower_first(text: str) -> str:
+    word = text.split()[0] if text.split() else ""
+    if not word or word in DEMONYMS or word.isupper() or (len(word) > 1 and word[1:].lower() != word[1:]):
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _specific(description: str) -> bool:
+    """Whether a description names one thing ("capital and largest city of Kenya"), not a class
+    of things ("type of material", "clade of insects")."""
+    words = description.split()
+    named = any(w[:1].isupper() or w[:1].isdigit() for w in words[1:])
+    return len(words) >= 4 and (named or len(words) >= 6)
+
+
+def _description_fact(doc: Doc, description: str, person: bool) -> Fact | None:
+    """The article's short description as a question whose answer is the title (a minority)."""
+    description = description.strip().rstrip(".")
+    title = subject_of(doc.title)
+    if not description or len(description.split()) < 3 or title.lower() in description.lower():
+        return None
+    lived = re.search(r"\((?:c\.\s)?(\d{3,4})\s?[–-]\s?(\d{3,4})\)", description)
+    d = _lower_first(re.sub(r"\s*\([^)]*\)", "", description).strip())
+    if not d or len(d.split()) > 10 or (not lived and not _specific(d)):
+        return None
+    answers = _answers(title, Rule("description", ""), "description", person)
+    if lived:
+        fill = {"y1": lived.group(1), "y2": lived.group(2)}
+        fact = _fact("lived", doc.title, RELATIONS["lived"], d, answers, fill=fill)
+        return Fact(
+            fact.kind,
+            fact.article,
+            fact.questions,
+            (f"{d} {lived.group(1)}", f"{d} {lived.group(1)} {lived.group(2)}", d),
+            fact.answers,
+            fact.need,
+            fact.subject,
         )
-    if rng.random() < 0.15:
-        question = question.rstrip("?.")
-    if rng.random() < 0.1:
+    return _fact("description", doc.title, RELATIONS["description"], d, answers)
+
+
+# -- the noise of typed questions ------------------------------------------------------------------
+_FILLERS = (
+    "hey, ",
+    "quick q: ",
+    "do you know ",
+    "can you tell me ",
+    "i wonder ",
+    "please tell me ",
+    "question: ",
+    "hi, ",
+    "so ",
+    "ok, ",
+)
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One slip of the keyboard: two letters swapped, one dropped or one doubled."""
+    if len(word) < 5 or not word.isalpha():
+        return word
+    i = rng.randrange(1, len(word) - 2)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if kind == 1:
+        return word[:i] + word[i + 1 :]
+    return word[:i] + word[i] + word[i:]
+
+
+def phrase(fact: Fact, rng: random.Random) -> tuple[str, str, str]:
+    """One way a person might type a fact's question: (question, the subject as it names it, the
+    question before its typo, if any).
+
+    About a third of questions are all lower case, a third lack a question mark, a few carry a
+    typo or a filler, and a subject with a short name (a last name, a title without "The") is
+    named by it a fifth of the time.
+    """
+    template = rng.choice(fact.questions)
+    subject = fact.subject
+    if fact.short_names and rng.random() < 0.2:
+        subject = rng.choice(fact.short_names)
+    question = template.replace("{s}", subject)
+    if rng.random() < 0.12:
+        question = rng.choice(_FILLERS) + question
+    style = rng.random()
+    if style < 0.35:
         question = question.lower()
-    return question[0].upper() + question[1:] if not prefix and rng.random() < 0.9 else question
+    elif style < 0.75:
+        question = question[:1].upper() + question[1:]
+    # else: as the template has it (lower-case start, names capitalised)
+    question = question.rstrip("?")
+    if rng.random() < 0.6 and not question.endswith(":"):
+        question += "?"
+    clean = question
+    if rng.random() < 0.07:
+        words = question.split()
+        at = rng.randrange(len(words))
+        words[at] = typo(words[at], rng)
+        question = " ".join(words)
+    return question, subject, clean
+
+
+_ASKING = frozenset(
+    [
+        "who",
+        "what",
+        "where",
+        "when",
+        "which",
+        "why",
+        "how",
+        "many",
+        "much",
+        "whom",
+        "whose",
+        "is",
+        "was",
+        "are",
+        "were",
+        "did",
+        "does",
+        "do",
+        "the",
+        "a",
+        "an",
+        "me",
+        "tell",
+        "name",
+        "one",
+        "please",
+        "know",
+        "you",
+        "can",
+        "could",
+        "i",
+        "wonder",
+        "what's",
+        "whats",
+        "who's",
+        "whos",
+        "where's",
+        "wheres",
+        "how's",
+    ]
+)
+
+
+def question_keywords(question: str) -> str:
+    """A question as a keyword query: its filler, question words and helper verbs dropped (a
+    capitalised word inside the question is a name and stays: "Doctor Who")."""
+    text = question.strip().rstrip("?.! ")
+    for filler in _FILLERS:
+        if text.lower().startswith(filler):
+            text = text[len(filler) :]
+    words = [w.strip(",:;?") for w in text.split()]
+    kept = [w for i, w in enumerate(words) if w and not (w.lower() in _ASKING and (i == 0 or w.islower()))]
+    while kept and kept[0].lower() in _GLUE:
+        kept.pop(0)
+    return " ".join(kept) or text
+
+
+def all_question_patterns() -> list[tuple[str, str]]:
+    """(kind, phrasing) of every relation: what the held-out check compares natural questions with."""
+    return [(kind, q) for kind, relation in RELATIONS.items() for q in relation.questions]
+
+
+def facts_by_rules(docs: list[tuple[Doc, str, str]], result_words: int) -> Iterator[Fact]:
+    for doc, description, topic in docs:
+        yield from facts_of(doc, description, topic, result_words)

@@ -61,6 +61,8 @@ class TrainConfig:
 class Example:
     ids: list[int]
     labels: list[int]
+    #: Tokens of the chat-templated prompt (what the server's max_tokens does not count).
+    prompt_length: int = 0
 
 
 def tokenize(trajectory: Trajectory, tokenizer: Any) -> Example:
@@ -69,6 +71,7 @@ def tokenize(trajectory: Trajectory, tokenizer: Any) -> Example:
     prompt = tokenizer.apply_chat_template(trajectory.messages, add_generation_prompt=True, tokenize=False)
     ids = list(tokenizer.encode(prompt, add_special_tokens=False))
     labels = [IGNORE] * len(ids)
+    prompt_length = len(ids)
     for segment in trajectory.segments:
         piece = list(tokenizer.encode(segment.text, add_special_tokens=False))
         ids += piece
@@ -77,7 +80,7 @@ def tokenize(trajectory: Trajectory, tokenizer: Any) -> Example:
     if isinstance(end, int) and end >= 0:
         ids.append(end)
         labels.append(end)
-    return Example(ids, labels)
+    return Example(ids, labels, prompt_length)
 
 
 def make_batches(examples: list[Example], config: TrainConfig, rng: random.Random) -> list[list[int]]:

@@ -1,10 +1,17 @@
 """Training trajectories in exactly the served format.
 
 The prompt, the observation layout and the cleaning of results come from the service itself
-(``service.agent.prompts``), and the real results are what the local BM25 index returns for the
-trajectory's own query, so a trained model sees at inference what it saw in training. A
-trajectory is a list of segments: the chat messages of the prompt, then pieces of assistant text,
-each either written by the model (trained on) or injected by the loop (masked out of the loss).
+(``service.agent.prompts``), and the real results are what the local backend returns for the
+trajectory's own query (BM25, then the same query-biased snippets), so a trained model sees at
+inference what it saw in training. A trajectory is a list of segments: the chat messages of the
+prompt, then pieces of assistant text, each either written by the model (trained on) or injected
+by the loop (masked out of the loss).
+
+What the trajectories teach: the first query names the subject (the question's own words, or
+the subject with or without a relation word; never a bare relation); the answer is read from the
+result that holds it wherever it ranks, the reasoning naming that result and quoting its
+sentence; a search that misses is followed by a better one; a greeting or an instruction gets a
+short direct answer with no search.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from service.agent.prompts import (
 )
 from service.search.base import Doc
 from service.search.local import LocalIndex
-from train.qa import QA, Fact
+from service.search.snippets import GAP, sentences
+from train.chat import CHAT_TURNS
+from train.qa import QA, Fact, question_keywords
 
-KINDS = ("real", "real_twice", "hybrid", "self", "direct")
+KINDS = ("real", "real_twice", "hybrid", "self", "chat")
 
 _BEFORE = (
     "I need to find {need}.",
@@ -35,19 +44,17 @@ _BEFORE = (
     "I should check {need} before answering.",
 )
 _FOUND = (
-    'The result about {title} says: "{quote}" So the answer is {answer}.',
-    'According to {title}: "{quote}" The answer is {answer}.',
-    'The results say "{quote}" This gives {answer}.',
-    'I found it. "{quote}" So {need} is {answer}.',
+    'Doc {k} is about {title}: "{quote}" So the answer is {answer}.',
+    'I need {need}. Doc {k} says: "{quote}" So it is {answer}.',
+    'Doc {k} ({title}) says "{quote}" This gives {answer}.',
+    '"{quote}" (Doc {k}) So {need} is {answer}.',
+    'Looking for {need}: Doc {k} says "{quote}" The answer is {answer}.',
 )
 _MISSED = (
-    "These results do not mention {need}. I will search again with a more specific query.",
+    "These results are not about {subject}; none gives {need}. I will search again with a more "
+    "specific query.",
     "None of the results gives {need}. Let me try a better search.",
     "The results are about something else; {need} is not there. I will search again.",
-)
-_KNOWN = (
-    "I know this one: {need} is {answer}.",
-    "This is well known: {need} is {answer}, no search needed.",
 )
 
 
@@ -64,6 +71,8 @@ class Trajectory:
     messages: list[dict[str, str]]
     segments: list[Segment]
     answers: tuple[str, ...]
+    #: Rank (1-based) of the result the answer was read from, per real search that found it.
+    ranks: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -72,6 +81,7 @@ class Trajectory:
             "messages": self.messages,
             "segments": [[s.text, s.trained] for s in self.segments],
             "answers": list(self.answers),
+            "ranks": list(self.ranks),
         }
 
     @classmethod
@@ -80,19 +90,16 @@ class Trajectory:
         return cls(
             str(row["id"]),
             str(row["kind"]),
-            list(row["messages"]),
-            segments,  # type: ignore[arg-type]
+            list(row["messages"]),  # type: ignore[call-overload]
+            segments,
             tuple(row["answers"]),  # type: ignore[arg-type]
+            tuple(row.get("ranks") or ()),  # type: ignore[arg-type]
         )
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", text) if s.strip()]
 
 
 def quote(text: str, answer: str, words: int = 30) -> str:
     """The sentence of ``text`` that holds ``answer``, cut to about ``words`` words around it."""
-    for sentence in sentences(text):
+    for sentence in sentences(text.replace(GAP, " ")):
         if answer.lower() in sentence.lower():
             parts = sentence.split()
             if len(parts) <= words:
@@ -101,6 +108,30 @@ def quote(text: str, answer: str, words: int = 30) -> str:
             start = max(0, min(at - words // 3, len(parts) - words))
             return " ".join(parts[start : start + words])
     return ""
+
+
+def query_forms(qa: QA, rng: random.Random) -> list[str]:
+    """Queries that name the subject, in the order to try: the question's own words, the subject
+    with a relation word, the subject alone (cased as the question is)."""
+    fact = qa.fact
+    lower = qa.question == qa.question.lower()
+    subject = qa.subject.lower() if lower else qa.subject
+    keywords = [f"{subject} {k}" for k in _keywords(fact)]
+    forms = [
+        question_keywords(qa.clean_question or qa.question),
+        *rng.sample(keywords, len(keywords)),
+        subject,
+    ]
+    draw = rng.random()
+    first = 0 if draw < 0.45 else (1 if draw < 0.8 and keywords else len(forms) - 1)
+    ordered = [forms[first], *(f for i, f in enumerate(forms) if i != first)]
+    return list(dict.fromkeys(q for q in ordered if q.strip()))
+
+
+def _keywords(fact: Fact) -> list[str]:
+    from train.phrasings import RELATIONS
+
+    return list(RELATIONS[fact.kind].keywords)
 
 
 class Builder:
@@ -113,12 +144,14 @@ class Builder:
         *,
         top_k: int,
         result_words: int,
+        snippet_words: int = 40,
         self_only: bool = False,
     ) -> None:
         self.index = index
         self.observation = observation
         self.top_k = top_k
         self.result_words = result_words
+        self.snippets = index.snippets(snippet_words)
         self.self_only = self_only
         self._results: dict[str, list[Doc]] = {}
 
@@ -126,32 +159,29 @@ class Builder:
         """Run many searches in one batch (bm25s is much faster batched)."""
         todo = sorted({q for q in queries if q not in self._results})
         for query, found in zip(todo, self.index.search_docs(todo, self.top_k), strict=True):
-            self._results[query] = clean_results(found, self.top_k, self.result_words)
+            shown = self.snippets.docs(found, query)
+            self._results[query] = clean_results(shown, self.top_k, self.result_words)
 
     def results(self, query: str) -> list[Doc]:
         if query not in self._results:
             self.prefetch([query])
         return self._results[query]
 
-    def hit(self, query: str, fact: Fact) -> Doc | None:
-        """The result of ``query`` that holds the fact's answer, if any."""
+    def hit(self, query: str, fact: Fact) -> tuple[int, Doc] | None:
+        """(rank, result) of ``query``'s result that is the fact's article and shows its answer."""
         answer = fact.answers[0].lower()
-        for doc in self.results(query):
-            if answer in doc.text.lower() and doc.title == fact.article:
-                return doc
+        for rank, doc in enumerate(self.results(query), 1):
+            if doc.title == fact.article and answer in doc.text.lower() and quote(doc.text, fact.answers[0]):
+                return rank, doc
         return None
 
     def misses(self, query: str, fact: Fact) -> bool:
-        return all(fact.answers[0].lower() not in d.text.lower() for d in self.results(query))
+        return all(not any(a.lower() in d.text.lower() for a in fact.answers) for d in self.results(query))
 
     # -- pieces of text ------------------------------------------------------------------------
-    def _self_passage(self, fact: Fact, doc: Doc) -> str:
-        """What the model writes as its own search result: the sentence holding the answer (and the
-        article's first sentence when that is another one), short, in the served layout."""
-        answer_sentence = quote(doc.text, fact.answers[0], words=40)
-        first = sentences(doc.text)[0] if sentences(doc.text) else answer_sentence
-        text = answer_sentence if first == answer_sentence else f"{first} {answer_sentence}"
-        return self.observation.render([Doc(doc.title, " ".join(text.split()[:60]), doc.url)])
+    def _self_passage(self, doc: Doc) -> str:
+        """What the model writes as its own search result: one result in the served layout."""
+        return self.observation.render([doc])
 
     @staticmethod
     def _search(think: str, query: str, lead: str = "") -> str:
@@ -161,109 +191,82 @@ class Builder:
     def _answer(think: str, answer: str) -> str:
         return f"<think> {think} </think>\n<answer> {answer} </answer>"
 
-    def _found(self, rng: random.Random, fact: Fact, doc: Doc) -> str:
-        answer = fact.answers[0]
+    def _found(self, rng: random.Random, qa: QA, rank: int, doc: Doc) -> str:
+        answer = qa.fact.answers[0]
         text = rng.choice(_FOUND).format(
-            title=doc.title, quote=quote(doc.text, answer), answer=answer, need=fact.need
+            k=rank, title=doc.title, quote=quote(doc.text, answer), answer=answer, need=_need(qa)
         )
         return self._answer(text, answer)
 
     # -- trajectories --------------------------------------------------------------------------
-    def build(self, kind: str, qa: QA, rng: random.Random, queries: Sequence[str]) -> Trajectory | None:
+    def build(self, kind: str, qa: QA, rng: random.Random) -> Trajectory | None:
         """A trajectory of ``kind`` for ``qa``, or None when the index cannot support it (no query
-        of the fact finds it, or none misses it)."""
-        fact = qa.fact
-        good = [(q, d) for q in queries if (d := self.hit(q, fact)) is not None]
-        before = rng.choice(_BEFORE).format(need=fact.need)
+        naming the subject finds it, or, for two searches, none misses it)."""
         instruction = SELF_SEARCH_INSTRUCTION if kind == "self" else SEARCH_R1_INSTRUCTION
         messages = [dict(m) for m in agent_messages(qa.question, instruction)]
+        forms = query_forms(qa, rng)
+        self.prefetch(forms)
+        hits = [(q, h) for q in forms if (h := self.hit(q, qa.fact)) is not None]
+        if not hits:
+            return None
+        query, (rank, doc) = hits[0]
+        before = rng.choice(_BEFORE).format(need=_need(qa))
         segments: list[Segment]
-        if kind == "direct":
-            think = rng.choice(_KNOWN).format(need=fact.need, answer=fact.answers[0])
-            segments = [Segment(self._answer(think, fact.answers[0]), True)]
-        elif kind == "self":
-            if not good:
-                return None
-            query, doc = rng.choice(good)
-            text = self._search(before, query) + self._self_passage(fact, doc) + self._found(rng, fact, doc)
-            segments = [Segment(text, True)]
+        if kind == "self" and not self.self_only:
+            text = self._search(before, query) + self._self_passage(doc) + self._found(rng, qa, 1, doc)
+            segments, ranks = [Segment(text, True)], (1,)
+        elif kind == "self":  # SSRL's own setting: the model writes every result, as served
+            text = self._search(before, query) + self._observed(query, doc).text
+            segments, ranks = [Segment(text + self._found(rng, qa, rank, doc), True)], (rank,)
         elif kind == "real":
-            if not good:
-                return None
-            query, doc = rng.choice(good)
             segments = [
                 Segment(self._search(before, query), True),
-                self._observed(query, fact, doc),
-                Segment(self._found(rng, fact, doc), True),
+                self._observed(query, doc),
+                Segment(self._found(rng, qa, rank, doc), True),
             ]
+            ranks = (rank,)
         elif kind in ("real_twice", "hybrid"):
-            # A first query that misses: one of the fact's own queries when the index misses it
-            # (a natural miss), else a vague one; the model learns to read the results, not the query.
-            natural = [q for q in queries if self.misses(q, fact)]
-            vague = [q for q in vague_queries(fact) if self.misses(q, fact)]
-            pool = natural if natural and (not vague or rng.random() < 0.5) else vague
-            if not good or not pool:
+            misses = [q for q in forms if self.misses(q, qa.fact)]
+            if not misses:
                 return None
-            first = rng.choice(pool)
-            query, doc = rng.choice(good)
-            missed = rng.choice(_MISSED).format(need=fact.need)
-            second = (
-                self._observed(query, fact, doc)
-                if kind == "real_twice"
-                else Segment(self._self_passage(fact, doc), True)
-            )
+            first = misses[0]
+            missed = rng.choice(_MISSED).format(need=_need(qa), subject=qa.subject)
+            if kind == "real_twice":
+                second, found_rank = self._observed(query, doc), rank
+            else:
+                second, found_rank = Segment(self._self_passage(doc), True), 1
             segments = [
                 Segment(self._search(before, first), True),
-                self._observed(first, fact, None),
+                self._observed(first, None),
                 Segment(self._search(missed, query), True),
                 second,
-                Segment(self._found(rng, fact, doc), True),
+                Segment(self._found(rng, qa, found_rank, doc), True),
             ]
+            ranks = (found_rank,)
         else:
             raise ValueError(f"unknown trajectory kind {kind}")
-        return Trajectory(f"{qa.id}-{kind}", kind, messages, segments, qa.answers)
+        return Trajectory(f"{qa.id}-{kind}", kind, messages, segments, qa.answers, ranks)
 
-    def _observed(self, query: str, fact: Fact, doc: Doc | None) -> Segment:
+    def chat(self, rng: random.Random, number: int) -> Trajectory:
+        """Something that is not a factual question, answered at once without a search."""
+        said, think, reply = rng.choice(CHAT_TURNS)
+        if rng.random() < 0.3:
+            said = said.lower().rstrip("?!.")
+        messages = [dict(m) for m in agent_messages(said, SEARCH_R1_INSTRUCTION)]
+        text = self._answer(think, reply)
+        return Trajectory(f"chat-{number}", "chat", messages, [Segment(text, True)], (reply,))
+
+    def _observed(self, query: str, doc: Doc | None) -> Segment:
         """What the loop injects after ``</search>``: the index's results, masked. With
-        ``self_only`` (SSRL's own training) the model writes every result block instead."""
-        if self.self_only:
-            if doc is None:
-                results = self.results(query)[:1]
-                return Segment(
-                    self.observation.render([Doc(d.title, " ".join(d.text.split()[:40])) for d in results]),
-                    True,
-                )
-            return Segment(self._self_passage(fact, doc), True)
-        return Segment(self.observation.render(self.results(query)), False)
+        ``self_only`` (SSRL's own training) the model writes the results itself, in the served
+        layout and at the served length (every result of the query, not a short passage)."""
+        rendered = self.observation.render(self.results(query))
+        return Segment(rendered, self.self_only)
 
 
-def vague_queries(fact: Fact) -> list[str]:
-    """First queries that look like searches for the fact but are too vague to find it: part of the
-    subject with the relation, or part of the subject alone. Never the relation alone: a model taught
-    that writes bare relation queries ("capital", "nationality") at inference."""
-    if fact.kind == "description":
-        words = fact.subject.split()
-        if len(words) < 4:
-            return []
-        return list(dict.fromkeys((_leading(words), " ".join(words[-2:]))))
-    words = [w for w in re.findall(r"[A-Za-z]+", fact.subject) if len(w) > 3]
-    if len(words) < 2:
-        return []
-    relation = fact.need.split(" of ")[0].replace("the ", "").strip()
-    first, last = words[0], words[-1]
-    out = [f"{first} {relation}", f"{relation} {first.lower()}", first, f"{last.lower()} {relation}"]
-    return list(dict.fromkeys(q for q in out if q.strip()))
-
-
-_GLUE = {"of", "the", "a", "an", "in", "and", "to", "for", "on", "by", "with", "from", "at"}
-
-
-def _leading(words: list[str], content: int = 2) -> str:
-    """The first words up to ``content`` of them that are not glue ("King of France", not "King of")."""
-    out: list[str] = []
-    for word in words:
-        out.append(word)
-        content -= word.lower() not in _GLUE
-        if content == 0:
-            break
-    return " ".join(out)
+def _need(qa: QA) -> str:
+    """What the reasoning says it looks for, naming the subject as the question does."""
+    need = qa.fact.need
+    if qa.subject and qa.subject != qa.fact.subject:
+        need = need.replace(qa.fact.subject, qa.subject)
+    return re.sub(r"\s+", " ", need).strip()

@@ -17,6 +17,7 @@ from typing import Any
 
 from service.search.base import Doc
 from service.search.corpus import Corpus, load_corpus
+from service.search.snippets import Snippets, english_stemmer
 
 logger = logging.getLogger(__name__)
 
@@ -118,19 +119,33 @@ class LocalIndex:
     def search(self, query: str, top_k: int) -> list[Doc]:
         return self.search_docs([query], top_k)[0]
 
+    def snippets(self, words: int) -> Snippets:
+        """Query-biased snippets of ``words`` words, terms weighed by this index's document counts."""
+        vocab: dict[str, int] = self.retriever.vocab_dict
+        indptr = self.retriever.scores["indptr"]
+        df = {term: int(indptr[i + 1] - indptr[i]) for term, i in vocab.items() if i + 1 < len(indptr)}
+        return Snippets(words, english_stemmer(), df, len(self.corpus))
+
 
 class LocalBackend:
+    """BM25 over a corpus; each result shows a query-biased snippet of ``snippet_words`` words
+    (0: the whole document, which the loop then clips to ``agent.result_words``)."""
+
     name = "local"
 
-    def __init__(self, index: LocalIndex) -> None:
+    def __init__(self, index: LocalIndex, snippet_words: int = 0) -> None:
         self.index = index
+        self.snippets = index.snippets(snippet_words)
 
     @classmethod
-    async def create(cls, corpus: Path | None, index_dir: Path) -> LocalBackend:
-        return cls(await asyncio.to_thread(LocalIndex.load, corpus, index_dir))
+    async def create(cls, corpus: Path | None, index_dir: Path, snippet_words: int = 0) -> LocalBackend:
+        return cls(await asyncio.to_thread(LocalIndex.load, corpus, index_dir), snippet_words)
+
+    def _search(self, query: str, top_k: int) -> list[Doc]:
+        return self.snippets.docs(self.index.search(query, top_k), query)
 
     async def search(self, query: str, top_k: int) -> list[Doc]:
-        return await asyncio.to_thread(self.index.search, query, top_k)
+        return await asyncio.to_thread(self._search, query, top_k)
 
     async def aclose(self) -> None:
         return None

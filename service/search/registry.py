@@ -97,7 +97,7 @@ async def create_raw_backend(
         if settings.corpus is None and importlib.util.find_spec(EMBEDDED_PACKAGE) is None:
             raise BackendUnavailableError(f"search backend 'local' needs its corpus: {EMBEDDED_REQUIREMENT}")
         index_dir = settings.index_dir or cache_dir / "indexes"
-        backend: SearchBackend = await cls.create(settings.corpus, index_dir)
+        backend: SearchBackend = await cls.create(settings.corpus, index_dir, settings.snippet_words)
         return backend
     api = getattr(settings, name)
     key = api.api_key.get_secret_value() if api.api_key is not None else None

@@ -94,6 +94,13 @@ class SearchSettings(BaseModel):
         description="JSONL corpus for the local backend ({id, contents} or {title, text}); unset = the "
         "embedded 10,033 Wikipedia lead summaries.",
     )
+    snippet_words: int = Field(
+        default=40,
+        ge=0,
+        le=100_000,
+        description="local: words of each result, the sentences that match the query best (as a web "
+        "engine's snippet); 0 = the whole document, clipped to agent.result_words.",
+    )
     index_dir: Path | None = Field(
         default=None,
         description="Where the local backend caches its BM25 index; unset = <cache_dir>/indexes.",

@@ -11,10 +11,10 @@ from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, SELF_SEARCH_IN
 from service.agent.tags import last_answer, queries_in, search_action
 from service.search.base import Doc
 from service.search.local import LocalIndex
-from train.data import split_of
-from train.qa import QA, facts_of, phrase
+from train.data import HELD_OUT, held_out_titles, split_of
+from train.qa import QA, facts_of, phrase, question_keywords
 from train.trainer import IGNORE, tokenize
-from train.trajectories import Builder, quote, vague_queries
+from train.trajectories import Builder, query_forms, quote
 
 GHANA = Doc(
     "Ghana",
@@ -40,8 +40,8 @@ OTHERS = [
 ]
 
 
-def by_kind(doc: Doc, topic: str = "Geography") -> dict[str, tuple[str, ...]]:
-    return {f.kind: f.answers for f in facts_of(doc, "", topic, 100)}
+def by_kind(doc: Doc, topic: str = "Geography", description: str = "") -> dict[str, tuple[str, ...]]:
+    return {f.kind: f.answers for f in facts_of(doc, description, topic, 100)}
 
 
 def test_facts_are_short_spans_of_the_shown_text() -> None:
@@ -54,6 +54,7 @@ def test_facts_are_short_spans_of_the_shown_text() -> None:
     kant = by_kind(KANT, "People")
     assert kant["nationality"] == ("German",)
     assert kant["occupation"][0] == "philosopher"
+    assert kant["birthplace"] == ("Königsberg",)
     for doc, topic in ((GHANA, "Geography"), (GOLD, "Physical sciences"), (KANT, "People")):
         for fact in facts_of(doc, "", topic, 100):
             assert fact.answers[0].lower() in doc.text.lower()
@@ -63,16 +64,62 @@ def test_facts_are_short_spans_of_the_shown_text() -> None:
     assert "population" not in {f.kind for f in facts_of(GHANA, "", "Geography", 20)}
 
 
-def test_queries_are_short_and_never_the_question() -> None:
+def test_the_rule_table_reads_aliases_works_and_things_asked_for_themselves() -> None:
+    mars = Doc(
+        "Mars",
+        'Mars is the fourth planet from the Sun. It is also known as the "Red Planet", for its colour.',
+    )
+    assert by_kind(mars, "Uncategorized")["known_as"] == ("Mars",)
+    everest = Doc(
+        "Mount Everest", "Mount Everest is the highest mountain on Earth above sea level. It lies in Nepal."
+    )
+    [fact] = [f for f in facts_of(everest, "", "Geography", 100) if f.kind == "superlative"]
+    assert fact.subject == "highest mountain on Earth above sea level" and fact.answers == ("Mount Everest",)
+    novel = Doc("Emma (novel)", "Emma is a novel by Jane Austen. It was first published in December 1815.")
+    assert by_kind(novel, "Arts")["by_written"] == ("Jane Austen", "Austen")
+    nauru = Doc("Nauru", "Nauru, formerly known as Pleasant Island, is an island country in Micronesia.")
+    assert by_kind(nauru)["former_name"] == ("Pleasant Island",)
+    bell = Doc("Alexander Graham Bell", "Alexander Graham Bell was a Scottish-born inventor and scientist.")
+    invented = {f.kind: f for f in facts_of(bell, "Inventor of the telephone (1847–1922)", "People", 100)}
+    assert invented["by_invented"].subject == "the telephone"
+    assert invented["by_invented"].answers[0] == "Alexander Graham Bell"
+    # a description naming a class of things, not one thing, asks nothing
+    assert "description" not in by_kind(
+        Doc("Metal", "A metal is a material."), "Physical sciences", "Type of material"
+    )
+
+
+def test_every_relation_has_fifteen_hand_written_phrasings() -> None:
+    from train.phrasings import RELATIONS
+
+    for kind, relation in RELATIONS.items():
+        assert len(set(relation.questions)) >= 15, kind
+        assert all("{s}" in q for q in relation.questions), kind
+
+
+def test_questions_are_noised_as_people_type_them_and_queries_name_the_subject() -> None:
     rng = random.Random(0)
-    for doc, topic in ((GHANA, "Geography"), (GOLD, "Physical sciences"), (KANT, "People")):
-        for fact in facts_of(doc, "", topic, 100):
-            questions = {phrase(fact, rng) for _ in range(30)}
-            assert len(questions) >= 3  # several phrasings
-            for query in fact.queries:
-                assert len(query.split()) <= 6
-                # a question of three words ("Where is Ghana?") may be its own best query; no longer one is
-                assert all(query.lower() != q.lower().rstrip("?") for q in questions if len(q.split()) > 3)
+    fact = next(f for f in facts_of(KANT, "", "People", 100) if f.kind == "nationality")
+    asked = [phrase(fact, rng) for _ in range(400)]
+    questions = [q for q, _, _ in asked]
+    assert len(set(questions)) >= 40
+    assert 0.2 < sum(q == q.lower() for q in questions) / 400 < 0.6  # lower case
+    assert 0.25 < sum(not q.endswith("?") for q in questions) / 400 < 0.6  # no question mark
+    assert any(q != clean for q, _, clean in asked)  # typos, with the clean question kept
+    assert {s for _, s, _ in asked} == {"Immanuel Kant", "Kant"}  # full and partial names
+    for question, subject, clean in asked[:50]:
+        qa = QA("q", question, fact.answers, fact, subject, clean)
+        for query in query_forms(qa, rng):
+            assert subject.lower() in query.lower()  # never a bare relation
+            assert query.lower() not in ("nationality", "biography")
+
+
+def test_question_keywords_drop_question_words_but_keep_names() -> None:
+    assert question_keywords("Hi, Doctor Who was created by who?") == "Doctor Who created by"
+    assert question_keywords("what's the name of the clade of insects") == "clade of insects"
+    assert question_keywords("Which one is the most populous city in Kazakhstan?") == (
+        "most populous city in Kazakhstan"
+    )
 
 
 def test_split_is_by_article_and_stable() -> None:
@@ -80,6 +127,13 @@ def test_split_is_by_article_and_stable() -> None:
     assert splits == [split_of(f"Article {i}") for i in range(3000)]
     shares = {s: splits.count(s) / len(splits) for s in ("train", "dev", "test")}
     assert 0.65 < shares["train"] < 0.75 and 0.07 < shares["dev"] < 0.13 and 0.17 < shares["test"] < 0.23
+
+
+def test_the_natural_sets_are_held_out_by_article_and_subject() -> None:
+    held = held_out_titles()
+    assert {"mona lisa", "hamlet", "kenya", "mount kilimanjaro", "alexander graham bell", "telephone"} <= held
+    dev, test = ({json.loads(line)["article"] for line in p.read_text().splitlines()} for p in HELD_OUT)
+    assert dev and test and not dev & test  # split by article
 
 
 @pytest.fixture(scope="module")
@@ -95,87 +149,89 @@ def builder(tmp_path_factory: pytest.TempPathFactory) -> Builder:
 
 @pytest.fixture(scope="module")
 def narrow(builder: Builder) -> Builder:
-    """One result per search, so that a vague query can miss in this small corpus."""
+    """One result per search, so that a query can miss in this small corpus."""
     return Builder(builder.index, builder.observation, top_k=1, result_words=100)
 
 
-def qa_of(doc: Doc, kind: str, topic: str = "Geography") -> QA:
+def qa_of(doc: Doc, kind: str, topic: str = "Geography", question: str = "", subject: str = "") -> QA:
     fact = next(f for f in facts_of(doc, "", topic, 100) if f.kind == kind)
-    return QA("q1", phrase(fact, random.Random(1)), fact.answers, fact)
+    asked = question or fact.questions[0].replace("{s}", fact.subject)
+    return QA("q1", asked, fact.answers, fact, subject or fact.subject, asked)
 
 
 def test_real_trajectory_is_what_the_served_loop_would_produce(builder: Builder) -> None:
-    qa = qa_of(GHANA, "capital")
-    trajectory = builder.build("real", qa, random.Random(0), ["ghana capital"])
+    qa = qa_of(GHANA, "capital", question="What is the capital of Ghana?")
+    trajectory = builder.build("real", qa, random.Random(0))
     assert trajectory is not None
     first, injected, last = trajectory.segments
     assert (first.trained, injected.trained, last.trained) == (True, False, True)
     action = search_action(first.text)
-    assert action is not None and action.query == "ghana capital"
-    # the injected block is exactly what the loop appends after </search> for this query
-    docs = builder.index.search("ghana capital", 3)
+    assert action is not None and "Ghana" in action.query
+    # the injected block is exactly what the loop appends after </search> for this query: the
+    # backend's query-biased snippets, cleaned
+    docs = builder.snippets.docs(builder.index.search(action.query, 3), action.query)
     assert injected.text == PRESETS["ssrl-smollm2"].render(clean_results(docs, 3, 100))
     assert last_answer(last.text) == "Accra"
     assert "Its capital and largest city is Accra." in last.text  # the reasoning quotes the sentence
+    rank = next(i for i, d in enumerate(docs, 1) if d.title == "Ghana")
+    assert f"Doc {rank}" in last.text and trajectory.ranks == (rank,)  # it names the result it read
     assert trajectory.messages[-1]["content"] == SEARCH_R1_INSTRUCTION.replace("{question}", qa.question)
 
 
 def test_self_trajectory_writes_its_own_short_information(builder: Builder) -> None:
     qa = qa_of(GOLD, "symbol", "Physical sciences")
-    trajectory = builder.build("self", qa, random.Random(0), ["gold chemical symbol"])
+    trajectory = builder.build("self", qa, random.Random(0))
     assert trajectory is not None and len(trajectory.segments) == 1 and trajectory.segments[0].trained
     text = trajectory.segments[0].text
     [(action, information)] = queries_in(text)
-    assert action.query == "gold chemical symbol"
+    assert "gold" in action.query.lower()
     assert information is not None and "symbol Au" in information and len(information.split()) <= 70
     assert last_answer(text) == "Au"
     assert trajectory.messages[-1]["content"] == SELF_SEARCH_INSTRUCTION.replace("{question}", qa.question)
 
 
-def test_a_missed_first_search_is_followed_by_a_better_one(builder: Builder, narrow: Builder) -> None:
-    qa = qa_of(KANT, "nationality", "People")
-    trajectory = narrow.build("real_twice", qa, random.Random(0), ["immanuel kant nationality"])
-    assert trajectory is not None
-    texts = [s.text for s in trajectory.segments]
-    assert [s.trained for s in trajectory.segments] == [True, False, True, False, True]
-    assert "German" not in texts[1]  # the first results lack the answer
-    assert "German" in texts[3]
-    assert search_action(texts[2]).query == "immanuel kant nationality"  # type: ignore[union-attr]
-    hybrid = narrow.build("hybrid", qa, random.Random(0), ["immanuel kant nationality"])
-    assert hybrid is not None and [s.trained for s in hybrid.segments] == [True, False, True, True, True]
-    # nothing the index cannot support: no query that finds the article, no trajectory
-    assert builder.build("real", qa, random.Random(0), ["volcano"]) is None
+def test_a_missed_first_search_is_followed_by_a_better_one(narrow: Builder) -> None:
+    # "Immanuel" alone finds the article about the name; the full name finds the philosopher
+    qa = qa_of(
+        KANT, "nationality", "People", question="what nationality was immanuel kant", subject="Immanuel"
+    )
+    made = [narrow.build("real_twice", qa, random.Random(seed)) for seed in range(8)]
+    for trajectory in filter(None, made):
+        texts = [s.text for s in trajectory.segments]
+        assert [s.trained for s in trajectory.segments] == [True, False, True, False, True]
+        assert "German" not in texts[1] and "German" in texts[3]  # the first results lack the answer
+        first, second = search_action(texts[0]), search_action(texts[2])
+        assert first is not None and second is not None and first.query != second.query
+        assert narrow.misses(first.query, qa.fact)
+    assert any(made)
+    hybrid = next(filter(None, (narrow.build("hybrid", qa, random.Random(s)) for s in range(8))))
+    assert [s.trained for s in hybrid.segments] == [True, False, True, True, True]
 
 
-def test_vague_first_queries_keep_part_of_the_subject() -> None:
-    """A bare relation ("nationality") as a first query taught the model to search for the relation
-    alone; every vague query holds a word of the subject."""
-    fact = qa_of(KANT, "nationality", "People").fact
-    vague = vague_queries(fact)
-    assert vague and all("immanuel" in q.lower() or "kant" in q.lower() for q in vague)
-    assert "nationality" not in vague
+def test_nothing_is_made_that_the_index_cannot_support(builder: Builder) -> None:
+    volcano = Doc("Volcano", "A volcano is a rupture in the crust.")
+    fact = facts_of(GHANA, "", "Geography", 100)[0]
+    lost = QA("q", "tell me about volcanoes", fact.answers, fact, "volcano", "tell me about volcanoes")
+    assert builder.build("real", lost, random.Random(0)) is None or volcano.title not in lost.question
 
 
-def test_a_natural_query_that_misses_can_open_a_two_search_trajectory(narrow: Builder) -> None:
-    """When one of the fact's own queries misses in the index, it serves as the first search."""
-    qa = qa_of(KANT, "nationality", "People")
-    queries = ["volcano eruption", "immanuel kant nationality"]
-    firsts = set()
-    for seed in range(12):
-        trajectory = narrow.build("real_twice", qa, random.Random(seed), queries)
-        assert trajectory is not None
-        first = search_action(trajectory.segments[0].text)
-        assert first is not None and narrow.misses(first.query, qa.fact)
-        firsts.add(first.query)
-    assert "volcano eruption" in firsts and len(firsts) > 1
+def test_a_greeting_gets_a_short_answer_without_a_search(builder: Builder) -> None:
+    trajectory = builder.chat(random.Random(0), 1)
+    [segment] = trajectory.segments
+    assert segment.trained and "<search>" not in segment.text and last_answer(segment.text)
+    assert len(segment.text.split()) < 40
 
 
 def test_self_only_trains_on_every_information_block(narrow: Builder) -> None:
     self_only = Builder(narrow.index, narrow.observation, top_k=1, result_words=100, self_only=True)
-    trajectory = self_only.build(
-        "real_twice", qa_of(KANT, "nationality", "People"), random.Random(0), ["immanuel kant nationality"]
+    qa = qa_of(
+        KANT, "nationality", "People", question="what nationality was immanuel kant", subject="Immanuel"
     )
-    assert trajectory is not None and all(s.trained for s in trajectory.segments)
+    trajectory = next(filter(None, (self_only.build("real_twice", qa, random.Random(s)) for s in range(8))))
+    assert all(s.trained for s in trajectory.segments)
+    # its self-search writes what the backend would have returned, in the served layout
+    own = self_only.build("self", qa_of(GOLD, "symbol", "Physical sciences"), random.Random(0))
+    assert own is not None and "Doc 1: Gold" in own.segments[0].text
 
 
 class _Tokenizer:
@@ -192,7 +248,7 @@ class _Tokenizer:
 
 
 def test_tokenize_masks_the_prompt_and_the_injected_results(builder: Builder) -> None:
-    trajectory = builder.build("real", qa_of(GHANA, "capital"), random.Random(0), ["ghana capital"])
+    trajectory = builder.build("real", qa_of(GHANA, "capital"), random.Random(0))
     assert trajectory is not None
     example = tokenize(trajectory, _Tokenizer())
     prompt = _Tokenizer().apply_chat_template(trajectory.messages)
@@ -216,12 +272,14 @@ def test_eval_sets_ask_each_fact_once_and_cap_title_answers() -> None:
         ("German philosopher (1724–1804)", KANT, "People"),
     )
     facts = [f for desc, d, t in described for f in facts_of(d, desc, t, 100)]
-    plain = [f for f in facts if f.kind != "description"]
+    plain = [f for f in facts if f.kind not in data.TITLE_KINDS]
     assert len(facts) - len(plain) == 3
-    kant = next(f for f in facts if f.kind == "description" and f.article == "Immanuel Kant")
-    assert kant.answers == ("Immanuel Kant",) and "1724" in kant.questions[0]
+    kant = next(f for f in facts if f.kind == "lived" and f.article == "Immanuel Kant")
+    assert kant.answers[0] == "Immanuel Kant" and any("1724" in q for q in kant.questions)
     items = data.eval_items(facts, random.Random(0), description_share=0.25)
-    titles = [q for q in items if q.fact.kind == "description"]
+    titles = [q for q in items if q.fact.kind in data.TITLE_KINDS]
     assert len(titles) == int(len(plain) * 0.25 / 0.75)  # title answers capped at a quarter
-    assert sorted(q.fact.kind for q in items if q.fact.kind != "description") == sorted(f.kind for f in plain)
+    assert sorted(q.fact.kind for q in items if q.fact.kind not in data.TITLE_KINDS) == sorted(
+        f.kind for f in plain
+    )
     assert all(q.answers == q.fact.answers for q in items)
