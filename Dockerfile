@@ -35,6 +35,7 @@ RUN python scripts/requirements-from-pyproject.py "${TARGET}" > /tmp/requirement
 
 COPY service/ service/
 COPY clients/ clients/
+COPY evals/ evals/
 RUN pip install --no-deps .
 
 USER 10001

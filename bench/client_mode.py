@@ -34,10 +34,10 @@ import httpx
 
 from bench._util import Server, free_port, percentile, ssrl_server, table, write_json
 from bench.overhead import vllm_server
+from evals.scoring import exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, agent_messages, clean_results
 from service.agent.tags import ANSWER_CLOSE, SEARCH_CLOSE, last_answer, search_action
 from service.engine.model_files import prepare_embedded_model
-from service.eval.scoring import exact_match
 from service.search.base import Doc
 from service.search.retriever import parse_hit
 from service.settings import EMBEDDED_MODEL_NAME, Settings

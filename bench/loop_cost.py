@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench._util import ssrl_server, table, write_json
-from service.eval.datasets import load_fanoutqa_dev
+from evals.datasets import load_fanoutqa_dev
 from service.settings import EMBEDDED_MODEL_NAME
 
 MODEL = EMBEDDED_MODEL_NAME

@@ -1,6 +1,6 @@
 """Search chaos under load: many concurrent model-driven real-mode trajectories (no prefill: the
 embedded model writes its own <search>) while the search server flips between healthy, slow (past the
-timeout), 500s, 429 with Retry-After and dropped connections (bench/chaos_search.py).
+timeout), 500s, 429 with Retry-After and dropped connections (bench/flapping_searxng.py).
 
 Every request must complete (a failed search becomes a fallback marked in the trace), with no 5xx and
 none hung; the engine's running requests must be back to 0; the backend's metrics must count each
@@ -25,7 +25,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench._util import percentile, ssrl_server, table, write_json
-from bench.chaos_search import ERROR_KIND, PHASES, ChaosSearch
+from bench.flapping_searxng import ERROR_KIND, PHASES, ChaosSearch
 from service.settings import EMBEDDED_MODEL_NAME
 
 #: Distinct questions, so that the model's searches are mostly distinct calls (identical searches in

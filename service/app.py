@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.affinity import SessionKeyMiddleware
 from service.agent.backends import BackendPool
 from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
@@ -82,6 +81,25 @@ def _backend_pool(
     return BackendPool(backend_names(), factory, search)
 
 
+@asynccontextmanager
+async def in_process(
+    app: FastAPI,
+    *,
+    base_url: str = "http://in-process",
+    timeout: float | None = 30,
+    wait_for_engine: bool = False,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (which attaches or loads the engine) around an httpx client that calls
+    it in-process; with ``wait_for_engine``, hand the client over only once the engine has loaded
+    (a load that failed raises). The test harness and ``ssrl-eval`` both start the service this way."""
+    async with app.router.lifespan_context(app):
+        if wait_for_engine:
+            await app.state.service.loaded()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout) as client:
+            yield client
+
+
 def create_app(
     settings: Settings,
     *,
@@ -147,6 +165,5 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(SessionKeyMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-
-from jinja2 import TemplateError
 
 from service.engine.base import (
     ChatMessageDict,
     Engine,
     EngineError,
-    EngineInputError,
     GenerationChunk,
     SamplingOptions,
     TokenLogprob,
 )
-from service.errors import EngineFailureError, InvalidRequestError, ServiceError
+from service.errors import InvalidRequestError, engine_failure
+from service.generation import clamp_logprob, generate_choices, render_prompt, sampling_options
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -31,16 +27,12 @@ from service.protocol import (
     Choice,
     ChoiceLogprobs,
     ChunkChoice,
-    CompletionRequest,
     DeltaMessage,
     TokenLogprobOut,
     TopLogprobOut,
     Usage,
 )
 from service.settings import Settings
-from service.validation import structured_output
-
-_MIN_LOGPROB = -9999.0  # JSON has no -inf
 
 
 @dataclass(frozen=True)
@@ -52,27 +44,20 @@ class PreparedChat:
     prompt_ids: list[int]
     options: list[SamplingOptions]
     include_usage: bool
-
-    def request_id(self, index: int) -> str:
-        return f"{self.completion_id}-{index}"
+    #: The routing key of the conversation (``X-Session-ID``), for the engine.
+    session_key: str | None = None
 
 
 def chat_messages(request: ChatCompletionRequest) -> list[ChatMessageDict]:
     return [{"role": m.role, "content": m.text()} for m in request.messages]
 
 
-def render_prompt(engine: Engine, messages: list[ChatMessageDict]) -> list[int]:
-    """Token ids of the messages under the model's chat template; a template error is the caller's."""
-    try:
-        return engine.encode(engine.render_chat(messages))
-    except (TemplateError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
-        raise InvalidRequestError(
-            f"the messages cannot be rendered with this model's chat template: {exc}", param="messages"
-        ) from exc
-
-
 def prepare_chat(
-    request: ChatCompletionRequest, engine: Engine, settings: Settings, model: str
+    request: ChatCompletionRequest,
+    engine: Engine,
+    settings: Settings,
+    model: str,
+    session_key: str | None = None,
 ) -> PreparedChat:
     """Check the request against the model's limits and turn it into engine inputs."""
     if request.n > settings.max_n:
@@ -103,82 +88,9 @@ def prepare_chat(
         request, max_tokens=max_tokens, logprobs=(request.top_logprobs or 0) if request.logprobs else None
     )
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    return PreparedChat(f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage)
-
-
-def sampling_options(
-    request: ChatCompletionRequest | CompletionRequest,
-    *,
-    max_tokens: int,
-    logprobs: int | None,
-    prompt_logprobs: int | None = None,
-) -> list[SamplingOptions]:
-    """The engine's options for each of the ``n`` sequences of a chat or text completion request
-    (the seed of sequence ``i`` is ``seed + i``, so they differ and each is reproducible)."""
-    base_seed = None if request.seed is None else request.seed % 2**63
-    structured = structured_output(request.response_format)
-    return [
-        SamplingOptions(
-            max_tokens=max_tokens,
-            temperature=1.0 if request.temperature is None else request.temperature,
-            top_p=1.0 if request.top_p is None else request.top_p,
-            seed=None if base_seed is None else (base_seed + i) % 2**63,
-            stop=request.stop_list(),
-            logprobs=logprobs,
-            presence_penalty=request.presence_penalty,
-            frequency_penalty=request.frequency_penalty,
-            structured=structured,
-            prompt_logprobs=prompt_logprobs,
-        )
-        for i in range(request.n)
-    ]
-
-
-async def merge_choices(
-    streams: Sequence[AsyncIterator[GenerationChunk]],
-) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
-    """Interleave the output of several sequences; closing this closes (aborts) them all."""
-    if len(streams) == 1:
-        async for chunk in streams[0]:
-            yield 0, chunk
-        return
-    queue: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
-
-    async def pump(index: int, stream: AsyncIterator[GenerationChunk]) -> None:
-        try:
-            async for chunk in stream:
-                await queue.put((index, chunk))
-            await queue.put((index, None))
-        except Exception as exc:  # handed to the consumer, which raises it
-            await queue.put((index, exc))
-
-    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            index, item = await queue.get()
-            if item is None:
-                remaining -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield index, item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def engine_failure(exc: EngineError) -> ServiceError:
-    """What the client hears of an engine error: a 400 when the engine refused the request's input
-    (a schema its structured outputs cannot compile), a 503 when it died, a 500 otherwise."""
-    if isinstance(exc, EngineInputError):
-        return InvalidRequestError(f"the engine refused the request: {exc}", code="invalid_value")
-    return EngineFailureError.wrapping(exc)
-
-
-def _logprob_value(value: float) -> float:
-    return value if math.isfinite(value) else _MIN_LOGPROB
+    return PreparedChat(
+        f"chatcmpl-{uuid.uuid4().hex}", model, prompt_ids, options, include_usage, session_key
+    )
 
 
 def openai_logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
@@ -186,11 +98,11 @@ def openai_logprobs(entries: list[TokenLogprob]) -> ChoiceLogprobs:
         content=[
             TokenLogprobOut(
                 token=e.token,
-                logprob=_logprob_value(e.logprob),
+                logprob=clamp_logprob(e.logprob),
                 bytes=list(e.token.encode()),
                 top_logprobs=[
                     TopLogprobOut(
-                        token=t.token, logprob=_logprob_value(t.logprob), bytes=list(t.token.encode())
+                        token=t.token, logprob=clamp_logprob(t.logprob), bytes=list(t.token.encode())
                     )
                     for t in e.top
                 ],
@@ -239,11 +151,9 @@ class PlainChat:
 
     def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
         prepared = self.prepared
-        return merge_choices(
-            [
-                self.engine.generate(prepared.prompt_ids, opts, prepared.request_id(i))
-                for i, opts in enumerate(prepared.options)
-            ]
+        prompts = [prepared.prompt_ids] * len(prepared.options)
+        return generate_choices(
+            self.engine, prepared.completion_id, prompts, prepared.options, prepared.session_key
         )
 
     @property

@@ -11,16 +11,15 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from service.chat import engine_failure, merge_choices, sampling_options
 from service.engine.base import Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
-from service.errors import InvalidRequestError
+from service.errors import InvalidRequestError, engine_failure
+from service.generation import clamp_logprob, generate_choices, sampling_options
 from service.metrics import ServiceMetrics
 from service.protocol import CompletionChoice, CompletionLogprobs, CompletionRequest, TextCompletion, Usage
 from service.settings import Settings
 
 #: Most prompts in one request (vLLM's default limit is larger; this one bounds one request's work).
 MAX_PROMPTS = 256
-_MIN_LOGPROB = -9999.0  # JSON has no -inf; vLLM and OpenAI clamp to this
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,8 @@ class PreparedCompletion:
     prompt_only: bool
     logprobs: int | None
     include_usage: bool
+    #: The routing key of the conversation (``X-Session-ID``), for the engine.
+    session_key: str | None = None
 
     def prompt_of(self, choice: int) -> PreparedPrompt:
         return self.prompts[choice // self.n]
@@ -65,7 +66,11 @@ def _prompt(engine: Engine, index: int, prompt: str | list[int], total: int) -> 
 
 
 def prepare_completion(
-    request: CompletionRequest, engine: Engine, settings: Settings, model: str
+    request: CompletionRequest,
+    engine: Engine,
+    settings: Settings,
+    model: str,
+    session_key: str | None = None,
 ) -> PreparedCompletion:
     """Check the request against the model's limits and turn it into engine inputs."""
     if request.search_mode not in (None, "off"):
@@ -115,6 +120,7 @@ def prepare_completion(
         prompt_only=request.max_tokens == 0,
         logprobs=request.logprobs,
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        session_key=session_key,
     )
 
 
@@ -154,11 +160,9 @@ class PlainCompletion:
 
     def _choices(self) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
         prepared = self.prepared
-        return merge_choices(
-            [
-                self.engine.generate(prepared.prompt_of(i).token_ids, opts, f"{prepared.completion_id}-{i}")
-                for i, opts in enumerate(prepared.options)
-            ]
+        prompts = [prepared.prompt_of(i).token_ids for i in range(len(prepared.options))]
+        return generate_choices(
+            self.engine, prepared.completion_id, prompts, prepared.options, prepared.session_key
         )
 
     def _piece(self, index: int, state: _ChoiceState, chunk: GenerationChunk) -> tuple[str, list[Entry]]:
@@ -197,13 +201,13 @@ class PlainCompletion:
                 out.token_logprobs.append(None)
                 out.top_logprobs.append(None)
                 continue
-            out.token_logprobs.append(max(entry.logprob, _MIN_LOGPROB))
+            out.token_logprobs.append(clamp_logprob(entry.logprob))
             # The chosen token, then the k most likely ones: at most k + 1 keys, as OpenAI's API says.
-            top = {entry.token: max(entry.logprob, _MIN_LOGPROB)}
+            top = {entry.token: clamp_logprob(entry.logprob)}
             for alternative in entry.top[:k]:
                 if len(top) > k:
                     break
-                top.setdefault(alternative.token, max(alternative.logprob, _MIN_LOGPROB))
+                top.setdefault(alternative.token, clamp_logprob(alternative.logprob))
             out.top_logprobs.append(top)
         return out
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.engine.base import EngineDeadError
+from service.engine.base import EngineDeadError, EngineError, EngineInputError
 from service.protocol import ErrorBody, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -88,14 +88,6 @@ class EngineFailureError(ServiceError):
     error_type = "server_error"
     default_code = "engine_error"
 
-    @classmethod
-    def wrapping(cls, exc: BaseException) -> ServiceError:
-        """The error a client sees for an engine exception: a 503 once the engine has died (the
-        service exits for its supervisor to restart it), a 500 otherwise."""
-        if isinstance(exc, EngineDeadError):
-            return EngineDeadServiceError()
-        return cls(f"the engine failed: {exc}")
-
 
 class SearchBackendError(ServiceError):
     status_code = 502
@@ -118,6 +110,18 @@ class EngineDeadServiceError(ServiceUnavailableError):
         super().__init__(
             "the engine has died; the service is restarting, retry shortly", headers={"Retry-After": "10"}
         )
+
+
+def engine_failure(exc: EngineError) -> ServiceError:
+    """What the client hears of an engine error, the same in every search mode (plain chat, text
+    completions, the agent loop): a 400 when the engine refused the request's input (a schema its
+    structured outputs cannot compile, an option it rejects), a 503 once the engine has died (the
+    service exits for its supervisor to restart it), a 500 otherwise."""
+    if isinstance(exc, EngineInputError):
+        return InvalidRequestError(f"the engine refused the request: {exc}", code="invalid_value")
+    if isinstance(exc, EngineDeadError):
+        return EngineDeadServiceError()
+    return EngineFailureError(f"the engine failed: {exc}")
 
 
 def error_response(exc: ServiceError) -> JSONResponse:

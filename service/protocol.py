@@ -250,8 +250,28 @@ class DocOut(BaseModel):
     score: float | None = None
 
 
+class TextSpan(BaseModel):
+    """Where a block lies in the response's reasoning text (the trajectory: ``reasoning`` /
+    ``reasoning_content``, streamed or whole): ``text[start:end]`` is the block, tags included.
+    Offsets count Unicode code points (Python string indices; a JavaScript page converts them to
+    UTF-16 indices for a text with characters beyond the BMP)."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
 class SearchStep(BaseModel):
-    """One search action of the trajectory and who answered it."""
+    """One search action of the trajectory and who answered it, and where its blocks lie in the
+    reasoning text.
+
+    A streamed step (``search_step`` on a chunk) arrives when the search is decided, before the text
+    that follows it: a ``real`` step already carries the span of the results it is about to inject;
+    a ``self`` or ``fallback`` step's ``<information>`` is written by the model next, right after its
+    ``</search>`` (white space aside), so its ``information_span`` is null on the streamed step and set
+    in the trace once written. A ``client`` step has no ``<information>`` in this response (the
+    caller runs the search), and the searches of earlier requests (client mode) have no spans: their
+    text is not part of this response.
+    """
 
     index: int
     query: str
@@ -268,6 +288,11 @@ class SearchStep(BaseModel):
     #: Prompt tokens served from the prefix cache in the generation turn that wrote the query.
     cached_tokens: int = 0
     error: str | None = None
+    #: The ``<search> ... </search>`` block in the reasoning text.
+    search_span: TextSpan | None = None
+    #: The ``<information> ... </information>`` block in the reasoning text: injected results (real),
+    #: or the block the model wrote (self, fallback); null while not (yet) written.
+    information_span: TextSpan | None = None
 
 
 class GenerationTurn(BaseModel):

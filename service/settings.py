@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.engine.model_files import SSRL_MODEL
+from service.engine.settings import EngineSettings
 from service.protocol import SEARCH_MODES as SEARCH_MODES  # re-exported: the modes live in protocol
 from service.protocol import SearchMode
 from service.search.settings import SearchSettings
@@ -26,85 +27,6 @@ EMBEDDED_MODEL_NAME = SSRL_MODEL
 
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "ssrl"
-
-
-class EngineSettings(BaseModel):
-    """Options handed to vLLM's engine."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_model_len: int | None = Field(
-        default=None,
-        ge=256,
-        le=1_048_576,
-        description="Context length (prompt + completion) in tokens; unset = the model's own limit.",
-    )
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
-        default="auto", description="Weight and activation dtype."
-    )
-    tensor_parallel_size: int = Field(
-        default=1, ge=1, le=64, description="GPUs to shard each layer over (tensor parallel)."
-    )
-    pipeline_parallel_size: int = Field(
-        default=1, ge=1, le=64, description="Pipeline stages (layers split over GPUs or nodes)."
-    )
-    data_parallel_size: int = Field(
-        default=1,
-        ge=1,
-        le=1024,
-        description="Engine copies (data parallel) inside this replica, e.g. one per GPU for a model that "
-        "fits one GPU; a request's X-Session-ID pins it to one of them (its prefix cache).",
-    )
-    data_parallel_size_local: int | None = Field(
-        default=None, ge=0, le=1024, description="Data-parallel ranks on this node (multi-node); unset = all."
-    )
-    data_parallel_start_rank: int | None = Field(
-        default=None, ge=0, le=1024, description="First data-parallel rank on this node (multi-node)."
-    )
-    data_parallel_address: str | None = Field(
-        default=None, max_length=255, description="Address of the first node, for multi-node data parallel."
-    )
-    data_parallel_rpc_port: int | None = Field(
-        default=None, ge=1, le=65535, description="RPC port on the first node, for multi-node data parallel."
-    )
-    data_parallel_backend: Literal["mp", "ray"] | None = Field(
-        default=None, description="How data-parallel engines start: 'mp' or 'ray'; unset = vLLM's."
-    )
-    distributed_executor_backend: Literal["mp", "ray"] | None = Field(
-        default=None,
-        description="How vLLM runs its workers when parallel: 'mp' on one node, 'ray' across nodes; "
-        "unset = vLLM's choice.",
-    )
-    enforce_eager: bool | None = Field(
-        default=None,
-        description="Disable CUDA graphs / torch.compile; unset = eager on CPU (starts ~4x faster), "
-        "graphs on GPU.",
-    )
-    gpu_memory_utilization: float = Field(
-        default=0.9, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take (GPU only)."
-    )
-    kv_cache_gib: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=4096.0,
-        description="KV-cache size in GiB; unset = 1 GiB on CPU, derived from gpu_memory_utilization on GPU.",
-    )
-    block_size: int | None = Field(
-        default=None,
-        ge=8,
-        le=1024,
-        description="KV-cache block size in tokens (prefix-cache granularity); unset = vLLM's "
-        "default (128 on CPU, 16 on GPU).",
-    )
-    max_num_seqs: int = Field(
-        default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
-    )
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
-    extra: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Any other vLLM engine argument, passed through to AsyncEngineArgs and validated by "
-        'vLLM when the engine is built, as JSON: \'{"swap_space": 4, "max_logprobs": 40}\'.',
-    )
 
 
 class AgentSettings(BaseModel):

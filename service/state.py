@@ -68,6 +68,14 @@ class ServiceState:
             self.metrics.include(engine.metrics_registry)
         self.metrics.engine_ready.set(1)
 
+    async def loaded(self) -> Engine:
+        """The engine, once its background load has finished; RuntimeError if the load failed."""
+        if self.loader is not None:
+            await asyncio.shield(self.loader)
+        if self.engine is None:
+            raise RuntimeError(f"the engine failed to load: {self.load_error or 'no engine'}")
+        return self.engine
+
     def ready_engine(self) -> Engine:
         if self.engine is None:
             if self.load_error:

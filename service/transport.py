@@ -1,4 +1,5 @@
-"""HTTP plumbing for the chat route: bounded body reading, disconnect watching, and the one SSE
+"""HTTP plumbing for the completion routes (``/v1/chat/completions`` and ``/v1/completions``):
+bounded body reading, request parsing, disconnect watching, the concurrency slot, and the one SSE
 writer that frames the chunks of every completion."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """OpenAI's request checks that the wire types alone do not express: message contents by role,
-reasoning under its two names, the one tool this model serves, and ``response_format``'s schema."""
+reasoning under its two names, the one tool this model serves (``modes.check_tool_names``), and
+``response_format``'s schema."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from jsonschema.validators import validator_for
 
 from service.engine.base import StructuredOutput
 from service.errors import InvalidRequestError
-from service.protocol import SEARCH_TOOL, ChatCompletionRequest, ChatMessage, NamedToolChoice, ResponseFormat
+from service.modes import check_tool_names
+from service.protocol import ChatCompletionRequest, ChatMessage, ResponseFormat
 
 _NEEDS_CONTENT = ("system", "developer", "user")
 
@@ -39,25 +41,6 @@ def _check_message(index: int, message: ChatMessage) -> None:
             param=f"{where}.reasoning",
             code="invalid_value",
         )
-
-
-def _unsupported_tool(name: str, param: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"{param}: this model serves one tool, '{SEARCH_TOOL}' (the 'client' search mode: the model "
-        f"writes a search query, the client runs it and sends the results back in a tool message); "
-        f"it cannot call '{name}'",
-        param=param,
-        code="unsupported_tool",
-    )
-
-
-def _check_tools(request: ChatCompletionRequest) -> None:
-    for index, tool in enumerate(request.tools or ()):
-        if tool.function.name != SEARCH_TOOL:
-            raise _unsupported_tool(tool.function.name, f"tools[{index}].function.name")
-    choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice) and choice.function.name != SEARCH_TOOL:
-        raise _unsupported_tool(choice.function.name, "tool_choice.function.name")
 
 
 def structured_output(response_format: ResponseFormat | None) -> StructuredOutput | None:
@@ -89,5 +72,5 @@ def check_chat_request(request: ChatCompletionRequest) -> None:
     """Raise the 400 OpenAI's servers give for what the types let through."""
     for index, message in enumerate(request.messages):
         _check_message(index, message)
-    _check_tools(request)
+    check_tool_names(request)
     structured_output(request.response_format)

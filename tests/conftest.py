@@ -3,19 +3,25 @@ lifespan and called in-process through httpx.ASGITransport.
 
 ``async with serve(engine, backend, **settings) as client`` (importable, and the ``serve`` fixture);
 ``build_app``/``running`` for tests that need the app itself (engine factories, load failures).
+
+End-to-end tests (those that load the real model: the real server on the real vLLM engine, the
+benchmarks' runs against it, the ssrl-train smoke run) are marked one way only, with the ``e2e``
+marker: ``pytestmark = pytest.mark.e2e`` for a module that is all e2e (every module in tests/e2e/,
+which tests/test_markers.py checks), ``@pytest.mark.e2e`` on a single test otherwise. Nothing is
+marked by its path or file name. ``-m "not e2e"`` is the fast suite.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.app import create_app
+from service.app import create_app, in_process
 from service.engine.base import Engine
 from service.engine.scripted import ScriptedEngine
 from service.search.base import SearchBackend
@@ -40,13 +46,10 @@ def build_app(
     return create_app(settings or Settings(model=MODEL), engine=engine, **create_kwargs)
 
 
-@asynccontextmanager
-async def running(app: FastAPI, *, timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan (which attaches or loads the engine) around an in-process client."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=timeout) as client:
-            yield client
+def running(app: FastAPI, *, timeout: float = 30) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """Run the app's lifespan (which attaches or loads the engine) around an in-process client
+    (``service.app.in_process``, the same start ``ssrl-eval`` uses)."""
+    return in_process(app, base_url="http://test", timeout=timeout)
 
 
 def serve(
@@ -76,11 +79,3 @@ async def client(engine: ScriptedEngine) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app with default settings serving the ``engine`` fixture."""
     async with serve(engine) as c:
         yield c
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The ssrl-train smoke run loads and trains the real model: e2e, like tests/e2e (whose own
-    conftest marks its tests)."""
-    for item in items:
-        if item.path.name == "test_train_smoke.py":
-            item.add_marker(pytest.mark.e2e)

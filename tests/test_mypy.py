@@ -1,4 +1,5 @@
-"""mypy over service/, the SDK and the SDK's typing cases ([tool.mypy] in pyproject.toml) finds nothing."""
+"""mypy over service/, evals/ (ssrl-eval), the SDK and the SDK's typing cases ([tool.mypy] in
+pyproject.toml) finds nothing."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from service.eval.datasets import load_fanoutqa_dev
-from service.eval.scoring import normalize_answer
+from evals.datasets import load_fanoutqa_dev
+from evals.scoring import normalize_answer
 from service.search.corpus import embedded_corpus_path
 from service.search.local import LocalIndex
 from train.qa import QA, Fact, facts_of, phrase

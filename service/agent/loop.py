@@ -10,24 +10,28 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from service.agent.prompts import ObservationFormat, clean_results
+from service.agent.steps import Segment, Span, Step, information_span
 from service.agent.tags import (
     ANSWER_CLOSE,
     CORRECTION,
     SEARCH_CLOSE,
+    information_at,
     last_answer,
-    queries_in,
     search_action,
+    searches_in,
 )
 from service.agent.uncertainty import query_uncertainty
-from service.engine.base import Engine, SamplingOptions, TokenLogprob
-from service.protocol import AgentMode, DocOut, GenerationTurn, SearchStep, SearchTrace
+from service.engine.base import Engine, SamplingOptions
+from service.protocol import (
+    AgentMode,
+    EndReason,
+    GenerationTurn,
+    SearchStep,
+    SearchTrace,
+)
 from service.search.base import Doc, SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
-
-
-def _doc_out(doc: Doc) -> DocOut:
-    return DocOut(title=doc.title, text=doc.text, url=doc.url, score=doc.score)
 
 
 class SearchFailedError(Exception):
@@ -70,6 +74,7 @@ class TextDelta:
 
 @dataclass
 class StepEvent:
+    #: The step as the client sees it at this moment (a snapshot of the loop's own state).
     step: SearchStep
 
 
@@ -90,37 +95,36 @@ class LoopResult:
 LoopEvent = TextDelta | StepEvent | LoopResult
 
 
-@dataclass
-class _Segment:
-    text: str = ""
-    token_ids: list[int] = field(default_factory=list)
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-    finish: str | None = None
-    stop: str | int | None = None
-    cached: int = 0
-
-
 class AgentLoop:
     """One request's trajectory. ``run`` yields text deltas and steps, then a ``LoopResult``."""
 
     def __init__(
-        self, engine: Engine, config: LoopConfig, backend: SearchBackend | None, request_id: str
+        self,
+        engine: Engine,
+        config: LoopConfig,
+        backend: SearchBackend | None,
+        request_id: str,
+        session_key: str | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
         self.backend = backend
         self.request_id = request_id
-        self.trace = SearchTrace(mode=config.mode, backend=config.backend_name if backend else None)
+        #: The routing key of the trajectory (``X-Session-ID``): every turn goes to the same engine copy.
+        self.session_key = session_key
         self._text = ""
         #: What the model (or the client's prefill) wrote, without the text the loop injected:
-        #: answers and self-written results are read from here, never from search results or the
-        #: correction text (which itself mentions <answer> and </answer>).
+        #: answers are read from here, never from search results or the correction text (which
+        #: itself mentions <answer> and </answer>).
         self._own: list[str] = []
         self._ids: list[int] = []
         #: Where this request's text starts (after the searches of earlier requests, in client mode).
         self._start = 0
         self._completion_tokens = 0
         self._previous_score: float | None = None
+        self._steps: list[Step] = []
+        self._turns: list[GenerationTurn] = []
+        self._corrections = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _append(self, text: str, token_ids: list[int] | None = None) -> TextDelta:
@@ -132,41 +136,61 @@ class AgentLoop:
         return min(self.config.budget, self.config.context_room) - len(self._ids)
 
     def _stops(self) -> tuple[str, ...]:
-        searching = self.config.mode != "self" and len(self.trace.steps) < self.config.max_turns
+        searching = self.config.mode != "self" and len(self._steps) < self.config.max_turns
         return (SEARCH_CLOSE, ANSWER_CLOSE) if searching else (ANSWER_CLOSE,)
 
+    def _event(self, step: Step) -> StepEvent:
+        return StepEvent(step.wire(self._start))
+
     def _result(
-        self, finish: str, end: str, detail: str | None = None, tool_query: str | None = None
+        self, finish: str, end: EndReason, detail: str | None = None, tool_query: str | None = None
     ) -> LoopResult:
-        self.trace.end_reason = end  # type: ignore[assignment]
-        self.trace.detail = detail
-        self._fill_self_information()
-        turns = self.trace.turns
+        self._read_own_information()
+        trace = SearchTrace(
+            mode=self.config.mode,
+            backend=self.config.backend_name if self.backend else None,
+            steps=[step.wire(self._start) for step in self._steps],
+            turns=list(self._turns),
+            corrections=self._corrections,
+            end_reason=end,
+            detail=detail,
+        )
         answers = [a for a in map(last_answer, self._own) if a is not None]
         return LoopResult(
             trajectory=self._text[self._start :],
             answer=answers[-1] if answers else None,
             finish_reason=finish,
-            trace=self.trace,
-            prompt_tokens=sum(t.prompt_tokens for t in turns),
+            trace=trace,
+            prompt_tokens=sum(t.prompt_tokens for t in self._turns),
             completion_tokens=self._completion_tokens,
-            cached_tokens=sum(t.cached_tokens for t in turns),
+            cached_tokens=sum(t.cached_tokens for t in self._turns),
             tool_call_id=None if tool_query is None else f"call_{uuid.uuid4().hex[:24]}",
             tool_query=tool_query,
         )
 
-    def _fill_self_information(self) -> None:
-        """Self-written <information> blocks, read back from the finished trajectory."""
-        found = queries_in("".join(self._own))
+    def _read_own_information(self) -> None:
+        """The <information> blocks the model wrote itself, read back from the finished trajectory:
+        in self mode every search of its one generation; otherwise the block right after the search
+        of a self or fallback step (nothing was injected there)."""
         if self.config.mode == "self":
-            self.trace.steps = [
-                SearchStep(index=i, query=a.query, source="self", self_information=info)
-                for i, (a, info) in enumerate(found)
+            start = self._start
+            self._steps = [
+                Step(
+                    index=i,
+                    query=action.query,
+                    source="self",
+                    self_information=info.text if info else None,
+                    search=(start + action.block_start, start + action.block_end),
+                    information=None if info is None else (start + info.start, start + info.end),
+                )
+                for i, (action, info) in enumerate(searches_in(self._text[start:]))
             ]
             return
-        for step, (_, info) in zip(self.trace.steps, found, strict=False):
-            if step.source in ("self", "fallback"):
-                step.self_information = info
+        for step in self._steps:
+            if step.source in ("self", "fallback") and step.search is not None:
+                info = information_at(self._text, step.search[1])
+                if info is not None:
+                    step.self_information, step.information = info.text, (info.start, info.end)
 
     # -- the loop ----------------------------------------------------------------------------
     def _replay(self, history: Sequence[PastSearch]) -> None:
@@ -175,35 +199,30 @@ class AgentLoop:
         for past in history:
             self._own.append(past.segment)
             self._append(past.segment)
-            self.trace.steps.append(
-                SearchStep(
-                    index=len(self.trace.steps),
-                    query=past.query,
-                    source="client",
-                    results=[_doc_out(d) for d in past.docs],
-                )
-            )
+            self._steps.append(Step(len(self._steps), past.query, "client", docs=list(past.docs)))
             self._append(self.config.observation.render(past.docs))
         self._start = len(self._text)
 
     async def run(
         self, prompt_ids: list[int], prefill: str = "", history: Sequence[PastSearch] = ()
     ) -> AsyncGenerator[LoopEvent, None]:
-        pending: _Segment | None = None
+        pending: Segment | None = None
         self._replay(history)
         if prefill:
+            start = len(self._text)
             self._own.append(prefill)
             yield self._append(prefill)
             if self.config.mode != "self" and search_action(prefill) is not None:
-                pending = _Segment(text=prefill, stop=SEARCH_CLOSE)
+                pending = Segment(start=start, text=prefill, stop=SEARCH_CLOSE)
         while True:
             if pending is None:
                 room = self._room()
                 if room <= 0:
-                    end = "token_budget" if self.config.budget <= self.config.context_room else "context_full"
+                    full = self.config.budget > self.config.context_room
+                    end: EndReason = "context_full" if full else "token_budget"
                     yield self._result("length", end)
                     return
-                segment = _Segment()
+                segment = Segment(start=len(self._text))
                 async for delta in self._generate(prompt_ids, room, segment):
                     yield delta
                 if segment.finish == "length":
@@ -218,38 +237,31 @@ class AgentLoop:
                 pending = segment
             action = search_action(pending.text) if pending.stop == SEARCH_CLOSE else None
             if action is None:
-                if self.trace.corrections >= 1:
+                if self._corrections >= 1:
                     yield self._result(
                         "stop", "malformed_action", "a second invalid action after the correction"
                     )
                     return
-                self.trace.corrections += 1
+                self._corrections += 1
                 yield self._append(CORRECTION)
-            elif self.config.mode == "client":
-                step = SearchStep(
-                    index=len(self.trace.steps),
-                    query=action.query,
-                    source="client",
-                    cached_tokens=pending.cached,
-                )
-                self.trace.steps.append(step)
-                yield StepEvent(step)
+                pending = None
+                continue
+            search = (pending.start + action.block_start, pending.start + action.block_end)
+            if self.config.mode == "client":
+                step = Step(len(self._steps), action.query, "client", cached_tokens=pending.cached)
+                step.search = search
+                self._steps.append(step)
+                yield self._event(step)
                 yield self._result("tool_calls", "tool_call", tool_query=action.query)
                 return
-            else:
-                score = (
-                    query_uncertainty(pending.logprobs, action.start, action.end)
-                    if pending.logprobs
-                    else None
-                )
-                async for event in self._search(action.query, score, pending.cached):
-                    yield event
+            logprobs = pending.logprobs
+            score = query_uncertainty(logprobs, action.start, action.end) if logprobs else None
+            async for event in self._search(action.query, score, pending.cached, search):
+                yield event
             pending = None
 
-    async def _generate(
-        self, prompt_ids: list[int], room: int, segment: _Segment
-    ) -> AsyncIterator[TextDelta]:
-        turn = len(self.trace.turns)
+    async def _generate(self, prompt_ids: list[int], room: int, segment: Segment) -> AsyncIterator[TextDelta]:
+        turn = len(self._turns)
         options = SamplingOptions(
             max_tokens=room,
             temperature=self.config.temperature,
@@ -260,7 +272,10 @@ class AgentLoop:
             logprobs=self.config.logprobs_k if self.config.mode == "entropy" else None,
         )
         full_prompt = prompt_ids + self._ids
-        async for chunk in self.engine.generate(full_prompt, options, f"{self.request_id}-t{turn}"):
+        generation = self.engine.generate(
+            full_prompt, options, f"{self.request_id}-t{turn}", session_key=self.session_key
+        )
+        async for chunk in generation:
             segment.text += chunk.text
             segment.token_ids.extend(chunk.token_ids)
             if chunk.logprobs:
@@ -274,7 +289,7 @@ class AgentLoop:
         self._own.append(segment.text)
         self._ids.extend(segment.token_ids)
         self._completion_tokens += len(segment.token_ids)
-        self.trace.turns.append(
+        self._turns.append(
             GenerationTurn(
                 prompt_tokens=len(full_prompt),
                 cached_tokens=segment.cached,
@@ -288,19 +303,19 @@ class AgentLoop:
             return True
         if self.config.entropy_rule == "threshold":
             return score is not None and score > self.config.entropy_threshold
-        first = not self.trace.steps
+        first = not self._steps
         previous = self._previous_score
         return first or (score is not None and previous is not None and score > previous)
 
-    async def _search(self, query: str, score: float | None, cached: int) -> AsyncIterator[LoopEvent]:
+    async def _search(
+        self, query: str, score: float | None, cached: int, search: Span
+    ) -> AsyncIterator[LoopEvent]:
         real = self.backend is not None and self._goes_real(score)
         self._previous_score = score
-        step = SearchStep(
-            index=len(self.trace.steps), query=query, source="self", uncertainty=score, cached_tokens=cached
-        )
-        self.trace.steps.append(step)
+        step = Step(len(self._steps), query, "self", uncertainty=score, cached_tokens=cached, search=search)
+        self._steps.append(step)
         if not real:
-            yield StepEvent(step)
+            yield self._event(step)
             return  # the model writes its own <information> in the next generation
         assert self.backend is not None
         step.backend = self.backend.name
@@ -315,11 +330,12 @@ class AgentLoop:
                 raise SearchFailedError(
                     f"the search backend '{self.backend.name}' failed: {exc.kind}"
                 ) from exc
-            yield StepEvent(step)
+            yield self._event(step)
             return
         step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        clean = clean_results(docs, self.config.top_k, self.config.result_words)
         step.source = "real"
-        step.results = [_doc_out(d) for d in clean]
-        yield StepEvent(step)
-        yield self._append(self.config.observation.render(clean))
+        step.docs = clean_results(docs, self.config.top_k, self.config.result_words)
+        observation = self.config.observation.render(step.docs)
+        step.information = information_span(observation, len(self._text))
+        yield self._event(step)
+        yield self._append(observation)

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
-from service.agent.tool_calls import SEARCH_TOOL
 from service.engine.base import EngineError
-from service.errors import EngineFailureError, SearchBackendError
+from service.errors import SearchBackendError, engine_failure
 from service.metrics import ServiceMetrics
 from service.protocol import (
+    SEARCH_TOOL,
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
@@ -22,6 +22,8 @@ from service.protocol import (
     ChunkChoice,
     DeltaMessage,
     FunctionCall,
+    SearchStep,
+    SearchTrace,
     ToolCallDelta,
     ToolCallOut,
     Usage,
@@ -77,7 +79,7 @@ class AgentCompletion:
                 async for event in events:
                     yield event
         except EngineError as exc:
-            raise EngineFailureError.wrapping(exc) from exc
+            raise engine_failure(exc) from exc
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
@@ -108,13 +110,20 @@ class AgentCompletion:
         prepared = self.prepared
         created = int(time.time())
 
-        def chunk_of(delta: DeltaMessage, finish: str | None = None, **extra: object) -> ChatCompletionChunk:
+        def chunk_of(
+            delta: DeltaMessage,
+            finish: str | None = None,
+            *,
+            search_step: SearchStep | None = None,
+            search_trace: SearchTrace | None = None,
+        ) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=prepared.completion_id,
                 created=created,
                 model=prepared.model,
                 choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
-                **extra,  # type: ignore[arg-type]
+                search_step=search_step,
+                search_trace=search_trace,
             )
 
         yield chunk_of(DeltaMessage(role="assistant", content=""))

@@ -16,10 +16,11 @@ from service.agent.prompts import (
     load_template,
     preset_for_model,
 )
-from service.agent.tool_calls import check_tools, read_history
-from service.chat import render_prompt
+from service.agent.tool_calls import read_history
 from service.engine.base import ChatMessageDict, Engine
 from service.errors import InvalidRequestError
+from service.generation import render_prompt
+from service.modes import check_mode_tools
 from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
@@ -69,15 +70,8 @@ class AgentRuntime:
             past = read_history(messages, last_user + 1, top_k, self.settings.agent.result_words)
             history, prefill = past.searches, past.prefill
             messages = messages[: last_user + 1]
-        else:
-            for i, m in enumerate(messages):
-                if m.role == "tool" or m.tool_calls:
-                    raise InvalidRequestError(
-                        f"tool calls and tool messages need search_mode 'client' (this request is '{mode}')",
-                        param=f"messages[{i}]",
-                    )
-            if messages[-1].role == "assistant":
-                prefill = messages.pop().text()
+        elif messages[-1].role == "assistant":
+            prefill = messages.pop().text()
         template = self.self_instruction if mode == "self" else self.instruction
         system: list[ChatMessageDict] = [
             {"role": m.role, "content": m.text()} for m in messages if m.role in ("system", "developer")
@@ -85,7 +79,12 @@ class AgentRuntime:
         return agent_messages(messages[last_user].text(), template, system), prefill, history
 
     async def prepare(
-        self, request: ChatCompletionRequest, mode: AgentMode, engine: Engine, model: str
+        self,
+        request: ChatCompletionRequest,
+        mode: AgentMode,
+        engine: Engine,
+        model: str,
+        session_key: str | None = None,
     ) -> PreparedAgent:
         if request.n != 1:
             raise InvalidRequestError(f"n must be 1 with search_mode '{mode}'", param="n")
@@ -103,8 +102,7 @@ class AgentRuntime:
             )
         options = request.search
         top_k = options.top_k if options and options.top_k is not None else self.settings.search.top_k
-        if mode == "client":
-            check_tools(request)
+        check_mode_tools(request, mode)
         chat, prefill, history = self._messages(request, mode, top_k)
         prompt_ids = render_prompt(engine, chat)
         room = engine.max_model_len - len(prompt_ids)
@@ -146,7 +144,7 @@ class AgentRuntime:
                 param="messages",
             )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        loop = AgentLoop(engine, config, backend, completion_id)
+        loop = AgentLoop(engine, config, backend, completion_id, session_key)
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return PreparedAgent(
             completion_id, model, mode, prompt_ids, prefill, loop, include_usage, tuple(history)

@@ -16,6 +16,8 @@ CORRECTION = (
 )
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_SEARCH = re.compile(r"<search>(.*?)</search>", re.DOTALL)
+_INFORMATION = re.compile(r"\s*(<information>(.*?)</information>)", re.DOTALL)
 # Any spelling of a protocol tag a document could carry: case, spaces, a slash, HTML escapes.
 _PROTOCOL_TAG = re.compile(
     r"(?:<|&lt;|&#0*60;|&#x0*3c;)\s*/?\s*(?:information|answer|search|think)\s*(?:>|&gt;|&#0*62;|&#x0*3e;)",
@@ -27,6 +29,19 @@ _PROTOCOL_TAG = re.compile(
 class SearchAction:
     query: str
     #: Character span of the query inside the text it was found in.
+    start: int
+    end: int
+    #: Character span of the whole ``<search> ... </search>`` block, tags included.
+    block_start: int
+    block_end: int
+
+
+@dataclass(frozen=True)
+class InformationBlock:
+    """An ``<information> ... </information>`` block: its content, stripped, and its character
+    span (tags included) in the text it was found in."""
+
+    text: str
     start: int
     end: int
 
@@ -55,20 +70,41 @@ def search_action(segment: str) -> SearchAction | None:
     if not query or "\n" in query or SEARCH_OPEN in query:
         return None
     lead = len(raw) - len(raw.lstrip())
-    return SearchAction(query=query, start=start + lead, end=start + lead + len(query))
+    return SearchAction(
+        query=query,
+        start=start + lead,
+        end=start + lead + len(query),
+        block_start=open_,
+        block_end=close + len(SEARCH_CLOSE),
+    )
 
 
-def queries_in(text: str) -> list[tuple[SearchAction, str | None]]:
-    """Every well-formed search in a finished trajectory, with the <information> that follows it."""
-    found: list[tuple[SearchAction, str | None]] = []
-    for match in re.finditer(r"<search>(.*?)</search>", text, re.DOTALL):
+def information_at(text: str, position: int) -> InformationBlock | None:
+    """The <information> block that starts at ``position`` (white space before it allowed), as the
+    model writes one right after its search; None when the text there is anything else or the block
+    is not closed yet."""
+    match = _INFORMATION.match(text, position)
+    if match is None:
+        return None
+    return InformationBlock(match.group(2).strip(), match.start(1), match.end(1))
+
+
+def searches_in(text: str) -> list[tuple[SearchAction, InformationBlock | None]]:
+    """Every well-formed search in a finished trajectory, with the <information> block that follows it."""
+    found: list[tuple[SearchAction, InformationBlock | None]] = []
+    for match in _SEARCH.finditer(text):
         query = match.group(1).strip()
         if not query or "\n" in query:
             continue
-        info = re.match(r"\s*<information>(.*?)</information>", text[match.end() :], re.DOTALL)
-        action = SearchAction(query, match.start(1), match.end(1))
-        found.append((action, info.group(1).strip() if info else None))
+        action = SearchAction(query, match.start(1), match.end(1), match.start(), match.end())
+        found.append((action, information_at(text, match.end())))
     return found
+
+
+def queries_in(text: str) -> list[tuple[SearchAction, str | None]]:
+    """Every well-formed search in a finished trajectory, with the text of the <information> that
+    follows it."""
+    return [(action, info.text if info else None) for action, info in searches_in(text)]
 
 
 def neutralise(text: str) -> str:

@@ -1,5 +1,6 @@
-"""Search as an OpenAI tool call (search_mode ``client``): which requests mean it, and reading the
-searches the caller already ran back out of the messages it sends.
+"""Search as an OpenAI tool call (search_mode ``client``): reading the searches the caller already
+ran back out of the messages it sends (which requests run in this mode, and the tool rules of each
+mode, are ``service/modes.py``).
 
 Stateless: a continuation carries its whole trajectory. Each assistant message that ended with a
 search holds that request's text (``content``, or ``reasoning_content`` for a client that drops
@@ -18,53 +19,8 @@ from service.agent.loop import PastSearch
 from service.agent.prompts import clean_results
 from service.agent.tags import search_action
 from service.errors import InvalidRequestError
-from service.protocol import AGENT_MODES, SEARCH_TOOL, ChatCompletionRequest, ChatMessage, SearchMode
+from service.protocol import SEARCH_TOOL, ChatMessage
 from service.search.base import Doc
-
-#: The tool a client declares (what the SDK sends; any schema with a string ``query`` will do).
-SEARCH_TOOL_SPEC = {
-    "type": "function",
-    "function": {
-        "name": SEARCH_TOOL,
-        "description": "Search the web or a private index; returns the top results.",
-        "parameters": {
-            "type": "object",
-            "properties": {"query": {"type": "string", "description": "one-line search query"}},
-            "required": ["query"],
-        },
-    },
-}
-
-
-def _declares_search(request: ChatCompletionRequest) -> bool:
-    return any(tool.function.name == SEARCH_TOOL for tool in request.tools or ())
-
-
-def _carries_tool_results(request: ChatCompletionRequest) -> bool:
-    return any(m.role == "tool" or m.tool_calls for m in request.messages)
-
-
-def resolve_mode(request: ChatCompletionRequest, default: SearchMode) -> SearchMode:
-    """The request's search mode: its own ``search_mode``; else ``client`` when the server's default
-    is an agent mode and the request declares a ``search`` tool or answers one; else the default."""
-    if request.search_mode is not None:
-        return request.search_mode
-    if default in AGENT_MODES and (_declares_search(request) or _carries_tool_results(request)):
-        return "client"
-    return default
-
-
-def check_tools(request: ChatCompletionRequest) -> None:
-    """Client mode needs the ``search`` function among the tools, when tools are given at all."""
-    if request.tools is None or _declares_search(request):
-        return
-    names = ", ".join(repr(t.function.name) for t in request.tools) or "none"
-    raise InvalidRequestError(
-        f"search_mode 'client' needs a function named '{SEARCH_TOOL}' in tools "
-        f'(parameters {{"query": string}}); tools has {names}',
-        param="tools",
-        code="missing_search_tool",
-    )
 
 
 @dataclass(frozen=True)

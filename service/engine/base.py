@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 from prometheus_client import CollectorRegistry
@@ -90,7 +90,6 @@ class GenerationChunk:
     stop_reason: str | int | None = None
     #: One entry per prompt token (None for the first), on the first chunk when they were asked for.
     prompt_logprobs: list[TokenLogprob | None] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -112,9 +111,19 @@ class Engine(Protocol):
         """The text of ``token_ids``."""
 
     def generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        session_key: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        """Stream the sequence's output. Closing the iterator early aborts the request."""
+        """Stream the sequence's output. Closing the iterator early aborts the request.
+
+        ``session_key`` is the routing key of the conversation or trajectory the request belongs to
+        (the client's ``X-Session-ID``), None without one: an engine with several copies of the model
+        (vLLM data parallelism) sends every request of one key to the same copy, whose prefix cache
+        holds the conversation; other engines may ignore it."""
 
     async def abort(self, request_id: str) -> None:
         """Stop a running request; unknown ids are ignored."""

@@ -68,6 +68,7 @@ class ScriptedCall:
     prompt_token_ids: list[int]
     options: SamplingOptions
     request_id: str
+    session_key: str | None = None
 
 
 @dataclass
@@ -137,11 +138,18 @@ class ScriptedEngine:
         return text[:end], stop
 
     async def generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        session_key: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        """The scripted reply; the first chunk carries the prompt logprobs when they are asked for."""
+        """The scripted reply; the first chunk carries the prompt logprobs when they are asked for.
+        The session key is recorded with the call (``calls``); one engine has nothing to pin."""
         first = True
-        async with aclosing(self._generate(prompt_token_ids, options, request_id)) as chunks:
+        generation = self._generate(prompt_token_ids, options, request_id, session_key)
+        async with aclosing(generation) as chunks:
             async for chunk in chunks:
                 if first and options.prompt_logprobs is not None:
                     chunk.prompt_logprobs = self._prompt_logprobs(prompt_token_ids, options.prompt_logprobs)
@@ -160,7 +168,7 @@ class ScriptedEngine:
         return out
 
     async def _generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str, session_key: str | None
     ) -> AsyncGenerator[GenerationChunk, None]:
         if not self.healthy:
             raise EngineDeadError("the scripted engine has died")
@@ -169,7 +177,7 @@ class ScriptedEngine:
         if self.refuse_input is not None:
             raise EngineInputError(self.refuse_input)
         prompt = self.decode(prompt_token_ids)
-        self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id))
+        self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id, session_key))
         reply = self._next_reply(prompt, options)
         text, stop = self._apply_stop(reply.text, options)
         pieces = _TOKEN.findall(text)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from service.affinity import current_session_key, data_parallel_rank
 from service.engine.base import (
     ChatMessageDict,
     EngineDeadError,
@@ -21,10 +21,8 @@ from service.engine.base import (
     TokenLogprob,
     TopLogprob,
 )
+from service.engine.settings import EngineSettings
 from service.engine.vllm_metrics import stat_logger_class
-
-if TYPE_CHECKING:
-    from service.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +86,14 @@ def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
         return AsyncEngineArgs(**kwargs, **options.extra)
     except TypeError as exc:  # an argument this vLLM does not have
         raise ValueError(f"engine.extra: {exc}") from exc
+
+
+def data_parallel_rank(session_key: str | None, size: int) -> int | None:
+    """The data-parallel rank a session is pinned to: stable for a key, spread over ranks; None
+    (vLLM balances by load) without a key or without data parallelism."""
+    if not session_key or size <= 1:
+        return None
+    return int.from_bytes(hashlib.sha256(session_key.encode()).digest()[:8], "big") % size
 
 
 def _prompt_builder() -> Any:
@@ -187,7 +193,12 @@ class VllmEngine:
         return str(self._tokenizer.decode(token_ids))
 
     async def generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        session_key: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         from vllm import SamplingParams
         from vllm.exceptions import VLLMClientError
@@ -216,7 +227,7 @@ class VllmEngine:
         k = options.logprobs or 0
         finished = False
         # With data parallelism, a session's requests go to one rank (its prefix cache); else vLLM balances.
-        rank = data_parallel_rank(current_session_key(), self._dp_size)
+        rank = data_parallel_rank(session_key, self._dp_size)
         pinned = {} if rank is None else {"data_parallel_rank": rank}
         try:
             async for out in self._llm.generate(prompt, params, request_id, **pinned):

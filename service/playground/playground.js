@@ -114,33 +114,97 @@
   }
 
   // -- the trajectory -----------------------------------------------------------------------------
-  /** Split the trajectory into tagged blocks (an unclosed last block is still streaming). */
-  function parseTrajectory(text) {
+  /** Where a block of the trajectory lies comes from the server: each search step carries the
+   *  spans of its <search> and <information> blocks in the reasoning text, in code points. The
+   *  text between them (thoughts, the answer, what is still streaming) is only split for display. */
+
+  /** The UTF-16 index of code point `points` of `text` (JavaScript strings count UTF-16 units);
+   *  -1 when the text is not that long yet. */
+  function utf16Index(text, points) {
+    let index = 0;
+    for (let n = 0; n < points; n++) {
+      if (index >= text.length) return -1;
+      const unit = text.charCodeAt(index);
+      index += unit >= 0xd800 && unit <= 0xdbff && index + 1 < text.length ? 2 : 1;
+    }
+    return index;
+  }
+
+  /** The text of `text[from:to]` split by its tags, for display (an unclosed last block is still
+   *  streaming); no step is attached here. */
+  function displayBlocks(text, from, to) {
     const blocks = [];
     let open = null;
-    let last = 0;
-    const plain = (from, to) => {
-      const chunk = text.slice(from, to);
-      if (chunk.trim()) blocks.push({ tag: "text", start: from, text: chunk.trim(), closed: true });
+    let last = from;
+    const plain = (start, end) => {
+      const chunk = text.slice(start, end);
+      if (chunk.trim()) blocks.push({ tag: "text", start, text: chunk.trim(), closed: true });
     };
+    const part = text.slice(from, to);
     TAG.lastIndex = 0;
     let m;
-    while ((m = TAG.exec(text)) !== null) {
+    while ((m = TAG.exec(part)) !== null) {
       const [whole, slash, tag] = m;
+      const at = from + m.index;
       if (!slash && open === null) {
-        plain(last, m.index);
-        open = { tag, start: m.index, body: m.index + whole.length };
+        plain(last, at);
+        open = { tag, start: at, body: at + whole.length };
         last = open.body;
       } else if (slash && open !== null && open.tag === tag) {
-        blocks.push({ tag, start: open.start, text: text.slice(open.body, m.index).trim(), closed: true });
+        blocks.push({ tag, start: open.start, text: text.slice(open.body, at).trim(), closed: true });
         open = null;
-        last = m.index + whole.length;
+        last = at + whole.length;
       }
     }
     if (open !== null) {
-      blocks.push({ tag: open.tag, start: open.start, text: text.slice(open.body).trim(), closed: false });
+      blocks.push({ tag: open.tag, start: open.start, text: text.slice(open.body, to).trim(), closed: false });
     } else {
-      plain(last, text.length);
+      plain(last, to);
+    }
+    return blocks;
+  }
+
+  /** A block the server placed: `text[start:end]` with its tags, and the step it belongs to. */
+  function placedBlock(text, tag, start, end, step) {
+    const closed = end >= 0;
+    const whole = text.slice(start, closed ? end : text.length);
+    const open = "<" + tag + ">";
+    const close = "</" + tag + ">";
+    let body = whole.startsWith(open) ? whole.slice(open.length) : whole;
+    if (body.endsWith(close)) body = body.slice(0, -close.length);
+    return { tag, start, text: body.trim(), closed, step };
+  }
+
+  /** The trajectory's blocks: each step's <search> and <information> where its spans say, the rest
+   *  split for display. A self or fallback step's own <information> is written right after its
+   *  </search> (nothing is injected there); until the server sends its span (with the trace), the
+   *  block that starts there is that step's. */
+  function trajectoryBlocks(text, steps) {
+    const placed = [];
+    for (const step of steps) {
+      for (const [tag, span] of [["search", step.search_span], ["information", step.information_span]]) {
+        if (!span) continue;
+        const start = utf16Index(text, span.start);
+        if (start < 0) continue; // not streamed yet
+        placed.push({ tag, start, end: utf16Index(text, span.end), step });
+      }
+    }
+    placed.sort((a, b) => a.start - b.start);
+    const blocks = [];
+    let at = 0;
+    for (const span of placed) {
+      if (span.start < at) continue;
+      blocks.push(...displayBlocks(text, at, span.start));
+      blocks.push(placedBlock(text, span.tag, span.start, span.end, span.step));
+      if (span.end < 0) return blocks; // still streaming: the rest of the text is inside it
+      at = span.end;
+    }
+    blocks.push(...displayBlocks(text, at, text.length));
+    for (const step of steps) {
+      if (step.information_span || !step.search_span || !["self", "fallback"].includes(step.source)) continue;
+      const end = utf16Index(text, step.search_span.end);
+      const own = blocks.find((b) => b.tag === "information" && b.start >= end && !b.step);
+      if (own && !text.slice(end, own.start).trim()) own.step = step;
     }
     return blocks;
   }
@@ -218,8 +282,9 @@
       this.cells = cells; // {head, answer, searches, stats, trajectory, status}
       this.text = "";
       this.answer = "";
-      this.steps = []; // {step, offset}: a search step and where in the trajectory it arrived
+      this.steps = new Map(); // the search steps streamed so far, by index (the trace's replace them)
       this.trace = null;
+      this.httpStatus = null; // of the response the chunks come in
       this.usage = null;
       this.finish = null;
       this.started = performance.now();
@@ -238,9 +303,9 @@
     }
 
     onChunk(chunk) {
-      if (chunk.error) throw new ApiError(chunk.error.code === "backend_unavailable" ? 400 : 500,
+      if (chunk.error) throw new ApiError(this.httpStatus,
         "The server reported an error mid-stream: " + chunk.error.message, chunk.error.code);
-      if (chunk.search_step) this.steps.push({ step: chunk.search_step, offset: this.text.length });
+      if (chunk.search_step) this.steps.set(chunk.search_step.index, chunk.search_step);
       if (chunk.usage) this.usage = chunk.usage;
       for (const choice of chunk.choices || []) {
         const delta = choice.delta || {};
@@ -253,9 +318,7 @@
       }
       if (chunk.search_trace) {
         this.trace = chunk.search_trace;
-        this.trace.steps.forEach((step, i) => {
-          if (i < this.steps.length) this.steps[i].step = step;
-        });
+        for (const step of this.trace.steps) this.steps.set(step.index, step);
       }
       this.schedule();
     }
@@ -266,32 +329,13 @@
       requestAnimationFrame(() => { this.pending = false; this.render(); });
     }
 
-    /** The search step each search block and each <information> block belongs to. */
-    attribute(blocks) {
-      const bySearch = new Map();
-      const byInfo = new Map();
-      const selfSteps = this.trace && this.steps.length === 0 ? this.trace.steps : [];
-      this.steps.forEach(({ step, offset }, k) => {
-        const next = k + 1 < this.steps.length ? this.steps[k + 1].offset : Infinity;
-        const search = blocks.filter((b) => b.tag === "search" && b.start < offset).pop();
-        if (search) bySearch.set(search, step);
-        const info = blocks.find((b) => b.tag === "information" && b.start >= offset && b.start < next);
-        if (info) byInfo.set(info, step);
-      });
-      blocks.filter((b) => b.tag === "search").forEach((b, i) => {
-        if (!bySearch.has(b) && i < selfSteps.length) bySearch.set(b, selfSteps[i]);
-      });
-      return { bySearch, byInfo };
-    }
-
     render() {
-      const blocks = parseTrajectory(this.text);
-      const { bySearch, byInfo } = this.attribute(blocks);
+      const blocks = trajectoryBlocks(this.text, [...this.steps.values()]);
       // Nodes are kept and updated in place: a block being read or clicked (an opened
       // <information>) is never replaced while the text streams in.
       const container = this.cells.trajectory;
       blocks.forEach((block, i) => {
-        const step = block.tag === "search" ? bySearch.get(block) : byInfo.get(block);
+        const step = block.step;
         let node = container.children[i];
         if (!node || node.dataset.block !== block.tag) {
           const fresh = blockNode(block.tag);
@@ -304,8 +348,7 @@
 
       const chips = blocks.filter((b) => b.tag === "search").map((b) => {
         const chip = el("li", "chip query", b.text);
-        const step = bySearch.get(b);
-        if (step) chip.dataset.source = step.source;
+        if (b.step) chip.dataset.source = b.step.source;
         return chip;
       });
       const list = el("ol", "chips");
@@ -379,6 +422,7 @@
     try {
       const response = await post(requestBody(question, run.mode), controller.signal,
         (message, kind) => run.setStatus(message, kind));
+      run.httpStatus = response.status;
       run.setStatus("Streaming…", "running");
       let complete = false;
       for await (const data of sseData(response)) {
@@ -396,6 +440,7 @@
       } else if (error instanceof ApiError) {
         run.finishWith("error", error.message, "error");
         run.cells.status.dataset.status = String(error.status);
+        if (error.code) run.cells.status.dataset.code = error.code;
       } else {
         run.finishWith("error", "The request failed: " + (error && error.message ? error.message : error), "error");
       }

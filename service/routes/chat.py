@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.affinity import session_key
 from service.agent.respond import AgentCompletion
-from service.agent.tool_calls import resolve_mode
 from service.chat import PlainChat, prepare_chat
 from service.engine.base import Engine
 from service.errors import NotFoundError
+from service.modes import resolve_mode
 from service.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
 from service.state import Authenticated, ServiceState, State
 from service.transport import Completion, parse_chat_request, read_body, respond
@@ -25,12 +26,15 @@ _BODY = {
 }
 
 
-async def _completion(chat: ChatCompletionRequest, state: ServiceState, engine: Engine) -> Completion:
+async def _completion(
+    chat: ChatCompletionRequest, state: ServiceState, engine: Engine, key: str | None
+) -> Completion:
     """The request, prepared for its search mode: plain chat (off) or an agent run."""
     mode = resolve_mode(chat, state.settings.default_search_mode())
     if mode == "off":
-        return PlainChat(prepare_chat(chat, engine, state.settings, state.model_name), engine, state.metrics)
-    prepared = await state.agent.prepare(chat, mode, engine, state.model_name)
+        prepared_chat = prepare_chat(chat, engine, state.settings, state.model_name, key)
+        return PlainChat(prepared_chat, engine, state.metrics)
+    prepared = await state.agent.prepare(chat, mode, engine, state.model_name, key)
     return AgentCompletion(prepared, state.metrics)
 
 
@@ -52,7 +56,7 @@ async def create_chat_completion(request: Request, state: State) -> Response:
     engine = state.ready_engine()
     return await respond(
         request,
-        lambda: _completion(chat, state, engine),
+        lambda: _completion(chat, state, engine, session_key(request)),
         stream=chat.stream,
         acquire=state.limiter.acquire,
         release=state.limiter.release,

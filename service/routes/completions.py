@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from service.affinity import session_key
 from service.completions import PlainCompletion, prepare_completion
 from service.errors import NotFoundError
 from service.protocol import CompletionRequest, ErrorResponse, TextCompletion
@@ -40,7 +41,9 @@ async def create_completion(request: Request, state: State) -> Response:
     engine = state.ready_engine()
 
     async def prepare() -> Completion:
-        prepared = prepare_completion(completion_request, engine, state.settings, state.model_name)
+        prepared = prepare_completion(
+            completion_request, engine, state.settings, state.model_name, session_key(request)
+        )
         return PlainCompletion(prepared, engine, state.metrics)
 
     return await respond(

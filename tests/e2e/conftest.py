@@ -18,12 +18,6 @@ from tests.e2e.launcher import RunningServer, start_server
 MODEL = EMBEDDED_MODEL_NAME
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/e2e/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(tmp_path_factory.mktemp("e2e"), "--search-mode", "off")

@@ -12,9 +12,12 @@ import json
 
 import httpx
 import openai
+import pytest
 
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import BLOCK, RunningServer
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 QUESTION = "What is the capital of France?"
 PREFILL = "<think> I should look this up. </think>\n<search> capital of France </search>"

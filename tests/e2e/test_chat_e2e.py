@@ -9,6 +9,8 @@ import pytest
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
 STORY = [{"role": "user", "content": "Write a long story about a dragon who learns to paint."}]
 

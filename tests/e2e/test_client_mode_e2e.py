@@ -19,6 +19,8 @@ import pytest
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import BLOCK, RunningServer
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM fetches a cost map at import
 
 QUESTION = "Which country has Baku as its capital?"

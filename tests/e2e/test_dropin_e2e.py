@@ -18,6 +18,8 @@ from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
 from tests.helpers import sse_json
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 CITY = [{"role": "user", "content": "Give the capital of France and its population as JSON."}]
 SCHEMA = {
     "type": "object",

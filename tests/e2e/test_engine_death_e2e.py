@@ -13,9 +13,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import start_server
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 #: From the kill to every in-flight request's answer, and to the server's exit (seconds).
 ANSWER_WITHIN = 15.0

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from service.eval.__main__ import EvalSettings, evaluate
+import pytest
+
+from evals.__main__ import EvalSettings, evaluate
 from tests.e2e.launcher import RunningServer
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 
 async def test_eval_writes_results_table_and_plot(server: RunningServer, tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import openai
 import pytest
 
+from evals.scoring import exact_match
 from service.agent.tags import last_answer
-from service.eval.scoring import exact_match
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 QUESTIONS = [
     ("Which country has Baku as its capital?", ("Azerbaijan",)),

@@ -27,6 +27,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.e2e.launcher import RunningServer, free_port, start_server
 from tests.playground.browser import Page, chrome, wait_for
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 QUESTION = "Who wrote Hamlet?"
 LOOPING_QUESTION = "Which country was Helmut Kohl from?"
 XSS = '&lt;img src=x onerror="window.__xss=1"&gt; quoted markup &lt;script&gt;window.__xss=2&lt;/script&gt;'

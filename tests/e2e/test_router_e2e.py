@@ -23,6 +23,8 @@ import pytest
 from bench import router as bench
 from bench._util import Server
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 TRAJECTORIES = 20
 TURNS = 3
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ssrl_client import AnswerDelta, Client, Done, ReasoningDelta, SearchStepEvent
 from tests.e2e.launcher import RunningServer
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 PREFILL = "<think> I should look this up. </think>\n<search> Who wrote Hamlet </search>"
 

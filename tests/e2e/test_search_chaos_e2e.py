@@ -12,11 +12,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
-from bench.chaos_search import ERROR_KIND, ChaosSearch
+from bench.flapping_searxng import ERROR_KIND, ChaosSearch
 from bench.search_chaos import drive
 from tests.e2e.launcher import start_server
 from tests.helpers import metric
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 CLIENTS = 8
 PER_CLIENT = 2

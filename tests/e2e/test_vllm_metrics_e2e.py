@@ -21,6 +21,8 @@ from service.settings import Settings
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer
 
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
+
 #: What the issue asks for by name (prometheus_client names counters without ``_total``).
 REQUIRED = {
     "vllm:num_requests_running": "gauge",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from evals.datasets import QAItem, load_dataset, load_fanoutqa_dev, load_jsonl
+from evals.report import markdown, plot, summarise
+from evals.runner import read_results, run_eval
+from evals.scoring import exact_match, f1_score, normalize_answer
 from service.engine.scripted import ScriptedEngine, search_then
-from service.eval.datasets import QAItem, load_dataset, load_fanoutqa_dev, load_jsonl
-from service.eval.report import markdown, plot, summarise
-from service.eval.runner import read_results, run_eval
-from service.eval.scoring import exact_match, f1_score, normalize_answer
 from service.settings import Settings
 from ssrl_client import AsyncClient
 from tests.conftest import build_app, running

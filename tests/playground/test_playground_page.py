@@ -264,3 +264,51 @@ def test_an_opened_block_stays_open_while_the_answer_streams(driver: WebDriver) 
         assert driver.find_element(By.CSS_SELECTOR, "details.info .info-text").text == (
             "Paris is the capital of France."
         )
+
+
+def test_blocks_are_placed_where_the_server_says(driver: WebDriver) -> None:
+    """The steps' spans count code points; the page places blocks by them in its UTF-16 string (two
+    characters beyond the BMP before the search shift every UTF-16 index by two)."""
+
+    def emoji_script(prompt: str, options: SamplingOptions) -> str:
+        if "<information>" in prompt.rsplit("<|assistant|>\n", 1)[-1]:
+            return AFTER_RESULTS
+        return "<think> 😀 𝔘nicode first. </think>\n<search> capital of France </search>"
+
+    engine = ScriptedEngine(script=emoji_script, token_delay=0.01)
+    app = build_app(Settings(model=MODEL, search_mode="real"), engine=engine)
+    with live(app) as url:
+        page = Page(driver, url).open()
+        page.ask("What is the capital of France?", "real")
+        (run,) = page.wait_finished(30)
+    assert run["outcome"] == "done" and run["answer"] == "Paris", run
+    assert run["chips"] == ["capital of France"] and run["sources"] == ["real"]
+    (info,) = run["infos"]
+    assert info["writer"] == "real" and info["text"].startswith("Doc 1: Paris Paris is the capital")
+    assert run["thinks"] == ["😀 𝔘nicode first.", "The results say Paris."]
+
+
+def test_a_fallback_block_is_labelled_while_the_model_writes_it(driver: WebDriver) -> None:
+    search = {"local": FakeBackend(name="local", fail="timeout")}
+    engine = ScriptedEngine(script=script, token_delay=0.1)
+    app = build_app(Settings(model=MODEL, search_mode="real"), engine=engine, search=search)
+    with live(app) as url:
+        page = Page(driver, url).open()
+        page.ask("What is the capital of France?", "real")
+        (running,) = page.wait_runs(
+            lambda r: r[0]["outcome"] == "running" and r[0]["infos"], 10, "no streaming block"
+        )
+        (run,) = page.wait_finished(30)
+    assert running["infos"][0]["writer"] == "fallback", running  # known from the step, before the trace
+    assert run["infos"][0]["label"] == "written by the model (fallback: local failed: timeout)"
+
+
+def test_an_error_mid_stream_keeps_the_responses_status(driver: WebDriver) -> None:
+    engine = ScriptedEngine(script=script, token_delay=0.01, fail_after_tokens=3)
+    app = build_app(Settings(model=MODEL, search_mode="self"), engine=engine)
+    with live(app) as url:
+        page = Page(driver, url).open()
+        page.ask("What is the capital of France?")
+        (run,) = page.wait_finished(30)
+    assert run["outcome"] == "error" and run["httpStatus"] == "200", run  # the stream had begun
+    assert run["status"] == ("The server reported an error mid-stream: the engine failed: scripted failure")

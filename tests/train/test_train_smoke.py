@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from evals.datasets import load_jsonl
 from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepare_embedded_model
-from service.eval.datasets import load_jsonl
 from service.settings import Settings
 from train.__main__ import main
 from train.trainer import TrainConfig, lr_at
+
+pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
 
 def _args(out: Path, *extra: str) -> list[str]:

@@ -12,12 +12,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from service.affinity import current_session_key, data_parallel_rank
 from service.engine.base import GenerationChunk, SamplingOptions
-from service.engine.scripted import ScriptedEngine
-from service.engine.vllm import VllmEngine
+from service.engine.scripted import ScriptedEngine, search_then
+from service.engine.vllm import VllmEngine, data_parallel_rank
 from tests.conftest import serve
-from tests.helpers import chat, metric
+from tests.helpers import MODEL, chat, metric
 
 
 @dataclass
@@ -28,10 +27,15 @@ class KeyRecordingEngine(ScriptedEngine):
     token_delay: float = 0.01
 
     def generate(
-        self, prompt_token_ids: list[int], options: SamplingOptions, request_id: str
+        self,
+        prompt_token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        *,
+        session_key: str | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        self.keys.append(current_session_key())
-        return super().generate(prompt_token_ids, options, request_id)
+        self.keys.append(session_key)
+        return super().generate(prompt_token_ids, options, request_id, session_key=session_key)
 
 
 def test_rank_is_stable_per_key_and_spreads_over_ranks() -> None:
@@ -58,7 +62,21 @@ async def test_each_request_sees_its_own_session_key() -> None:
         )
     assert [r.status_code for r in replies] == [200] * 8
     assert sorted(k or "-" for k in engine.keys) == ["-", "-", "s0", "s1", "s2", "s3", "s4", "s5"]
-    assert current_session_key() is None  # nothing left behind outside a request
+
+
+async def test_every_engine_call_of_a_request_carries_its_key() -> None:
+    """Plain chat's choices, text completions and each generation turn of an agent run: the key
+    is passed to the engine explicitly, with the request."""
+    engine = ScriptedEngine(search_then("<answer> Paris </answer>"))
+    headers = {"X-Session-ID": "conv-7"}
+    async with serve(engine) as client:
+        for body in (chat("hi", n=2), chat("Capital of France?", search_mode="real")):
+            assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
+        text = {"model": MODEL, "prompt": ["a", "b"], "max_tokens": 2}
+        assert (await client.post("/v1/completions", json=text, headers=headers)).status_code == 200
+        assert (await client.post("/v1/completions", json=text)).status_code == 200
+    keys = [call.session_key for call in engine.calls]
+    assert keys == ["conv-7"] * 6 + [None] * 2  # 2 choices, 2 agent turns, 2 prompts; then no key
 
 
 class FakeAsyncLLM:

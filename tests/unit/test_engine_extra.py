@@ -10,7 +10,8 @@ import pytest
 from pydantic_settings import CliApp
 
 from service.engine import vllm as vllm_engine
-from service.settings import EngineSettings, Settings
+from service.engine.settings import EngineSettings
+from service.settings import Settings
 
 
 class _Args:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from service.engine.base import Engine
 from service.engine.model_files import BASE_MODEL
@@ -115,3 +116,23 @@ async def test_given_engine_is_shut_down_with_the_app(engine: ScriptedEngine) ->
         assert (await client.get("/health")).status_code == 200
         assert not engine.shut_down
     assert engine.shut_down
+
+
+async def test_in_process_can_wait_for_the_engine_or_say_why_it_failed() -> None:
+    """service.app.in_process, as ssrl-eval starts the service: the client comes once the engine is
+    loaded, or the load's failure is raised."""
+    from service.app import in_process
+
+    async def slow(settings: Settings, served_name: str) -> Engine:
+        await asyncio.sleep(0.2)
+        return ScriptedEngine()
+
+    async def broken(settings: Settings, served_name: str) -> Engine:
+        raise OSError("no weights here")
+
+    async with in_process(build_app(engine_factory=slow), wait_for_engine=True) as client:
+        assert (await client.get("/health")).status_code == 200  # no 503 first
+        assert str(client.base_url) == "http://in-process"
+    with pytest.raises(RuntimeError, match="OSError: no weights here"):
+        async with in_process(build_app(engine_factory=broken), wait_for_engine=True):
+            pass

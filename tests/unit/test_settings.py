@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
-from service.settings import EMBEDDED_MODEL_NAME, EngineSettings, Settings
+from service.engine.settings import EngineSettings
+from service.settings import EMBEDDED_MODEL_NAME, Settings
 
 
 def keys(settings: Settings) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from service.eval.datasets import QAItem
-from service.eval.scoring import contains_answer, exact_match, f1_score
+from evals.datasets import QAItem
+from evals.scoring import contains_answer, exact_match, f1_score
 from ssrl_client import AsyncClient, SSRLError
 
 logger = logging.getLogger(__name__)

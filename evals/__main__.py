@@ -9,17 +9,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
-from service.eval.datasets import load_dataset
-from service.eval.report import markdown, plot, summarise
-from service.eval.runner import read_results, run_eval
+from evals.datasets import load_dataset
+from evals.report import markdown, plot, summarise
+from evals.runner import read_results, run_eval
 from service.protocol import SearchMode
 from ssrl_client import AsyncClient
 
-logger = logging.getLogger("service.eval")
+logger = logging.getLogger("evals")
 
 
 def _agent_modes() -> list[SearchMode]:
@@ -67,19 +66,11 @@ async def service_client(settings: EvalSettings) -> AsyncIterator[AsyncClient]:
         async with AsyncClient(base_url=settings.base_url, api_key=key, max_retries=3) as client:
             yield client
         return
-    from service.app import create_app
+    from service.app import create_app, in_process
     from service.settings import Settings
 
-    app = create_app(Settings())
-    async with app.router.lifespan_context(app):
-        state = app.state.service
-        while state.engine is None:  # loading in the background
-            if state.load_error:
-                raise RuntimeError(state.load_error)
-            await asyncio.sleep(0.5)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, timeout=None) as http:
-            yield AsyncClient(base_url="http://in-process", http_client=http, max_retries=3)
+    async with in_process(create_app(Settings()), timeout=None, wait_for_engine=True) as http:
+        yield AsyncClient(base_url=str(http.base_url), http_client=http, max_retries=3)
 
 
 async def evaluate(settings: EvalSettings) -> Path:

@@ -4,6 +4,7 @@ search timeout), 500s, 429 with Retry-After and dropped connections, counting wh
 ``period`` > 0 flips on a timer (every ``period`` seconds, all callers see the same phase, as a real
 backend's outage hits everyone); ``period`` == 0 gives each call the next phase in turn, so that a short
 run sees every phase. Runs its own event loop in a thread: ``with ChaosSearch(...) as chaos: chaos.url``.
+The load benchmark that drives the service against it is ``bench/search_chaos.py``.
 """
 
 from __future__ import annotations

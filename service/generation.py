@@ -1,0 +1,114 @@
+"""What plain chat, text completions and the agent loop share on the way to the engine: the prompt
+under the chat template, the sampling options of each choice, the choices run side by side, and
+the one rule for logprobs that JSON cannot carry."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+
+from jinja2 import TemplateError
+
+from service.engine.base import ChatMessageDict, Engine, GenerationChunk, SamplingOptions
+from service.errors import InvalidRequestError
+from service.protocol import ChatCompletionRequest, CompletionRequest
+from service.validation import structured_output
+
+#: The lowest logprob on the wire: JSON has no -inf (vLLM and OpenAI clamp to this too).
+MIN_LOGPROB = -9999.0
+
+
+def clamp_logprob(value: float) -> float:
+    """A logprob as the wire carries it: -inf, NaN and anything below ``MIN_LOGPROB`` become it."""
+    return value if math.isfinite(value) and value >= MIN_LOGPROB else MIN_LOGPROB
+
+
+def render_prompt(engine: Engine, messages: list[ChatMessageDict]) -> list[int]:
+    """Token ids of the messages under the model's chat template; a template error is the caller's."""
+    try:
+        return engine.encode(engine.render_chat(messages))
+    except (TemplateError, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
+        raise InvalidRequestError(
+            f"the messages cannot be rendered with this model's chat template: {exc}", param="messages"
+        ) from exc
+
+
+def sampling_options(
+    request: ChatCompletionRequest | CompletionRequest,
+    *,
+    max_tokens: int,
+    logprobs: int | None,
+    prompt_logprobs: int | None = None,
+) -> list[SamplingOptions]:
+    """The engine's options for each of the ``n`` sequences of a chat or text completion request
+    (the seed of sequence ``i`` is ``seed + i``, so they differ and each is reproducible)."""
+    base_seed = None if request.seed is None else request.seed % 2**63
+    structured = structured_output(request.response_format)
+    return [
+        SamplingOptions(
+            max_tokens=max_tokens,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=None if base_seed is None else (base_seed + i) % 2**63,
+            stop=request.stop_list(),
+            logprobs=logprobs,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            structured=structured,
+            prompt_logprobs=prompt_logprobs,
+        )
+        for i in range(request.n)
+    ]
+
+
+async def merge_choices(
+    streams: Sequence[AsyncIterator[GenerationChunk]],
+) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
+    """Interleave the output of several sequences; closing this closes (aborts) them all."""
+    if len(streams) == 1:
+        async for chunk in streams[0]:
+            yield 0, chunk
+        return
+    queue: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, stream: AsyncIterator[GenerationChunk]) -> None:
+        try:
+            async for chunk in stream:
+                await queue.put((index, chunk))
+            await queue.put((index, None))
+        except Exception as exc:  # handed to the consumer, which raises it
+            await queue.put((index, exc))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def generate_choices(
+    engine: Engine,
+    completion_id: str,
+    prompts: Sequence[list[int]],
+    options: Sequence[SamplingOptions],
+    session_key: str | None,
+) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
+    """Choice ``i``: ``prompts[i]`` under ``options[i]``, engine request ``{completion_id}-{i}`` of
+    the session ``session_key``; the choices' chunks interleaved as they come."""
+    return merge_choices(
+        [
+            engine.generate(prompt, opts, f"{completion_id}-{i}", session_key=session_key)
+            for i, (prompt, opts) in enumerate(zip(prompts, options, strict=True))
+        ]
+    )
