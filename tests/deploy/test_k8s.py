@@ -107,6 +107,9 @@ def test_service_pods_gpu_probes_and_graceful_shutdown() -> None:
 def test_router_discovers_the_service_pods_and_keys_on_the_session() -> None:
     router = find("Deployment", "ssrl-router")
     args = container(router)["args"]
+    # not /health: vllm-router answers 503 there while any one replica is down (seen by compose-e2e.sh)
+    assert container(router)["livenessProbe"]["httpGet"]["path"] == "/liveness"
+    assert container(router)["readinessProbe"]["httpGet"]["path"] == "/readiness"
     assert "--policy=consistent_hash" in args and "--service-discovery" in args
     selector = args[args.index("--selector") + 1]
     key, value = selector.split("=")
