@@ -392,8 +392,9 @@ async def test_over_the_concurrency_limit_is_429_and_the_route_is_counted() -> N
 
 
 async def test_the_openai_agents_sdk_runs_the_agent_through_its_responses_model() -> None:
-    agents = pytest.importorskip("agents")
-    agents.set_tracing_disabled(True)
+    import agents  # openai-agents, a test dependency
+
+    agents.set_tracing_disabled(True)  # the SDK would upload traces to OpenAI
     async with serve(engine(), FakeBackend(name="local")) as http:
         model = agents.OpenAIResponsesModel(model=MODEL, openai_client=client_of(http))
         agent = agents.Agent(
