@@ -94,7 +94,7 @@ class ResponsesCompletion:
         return self.response_id
 
     # -- shapes ----------------------------------------------------------------------------------
-    def _id(self, kind: str, suffix: str = "") -> str:
+    def item_id(self, kind: str, suffix: str = "") -> str:
         return f"{kind}_{self.response_id.removeprefix('resp_')}{suffix}"
 
     def envelope(self, status: ResponseStatus, **fields: Any) -> ResponseObject:
@@ -115,26 +115,26 @@ class ResponsesCompletion:
             **fields,
         )
 
-    def _reasoning(self, text: str | None) -> ReasoningItem:
+    def reasoning_item(self, text: str | None) -> ReasoningItem:
         """The trajectory's item: opened (``None``) or done with its whole text."""
         if text is None:
-            return ReasoningItem(id=self._id("rs"), content=[], status="in_progress")
-        return ReasoningItem(id=self._id("rs"), content=[ReasoningText(text=text)], status="completed")
+            return ReasoningItem(id=self.item_id("rs"), content=[], status="in_progress")
+        return ReasoningItem(id=self.item_id("rs"), content=[ReasoningText(text=text)], status="completed")
 
-    def _search(self, step: SearchStep, done: bool) -> WebSearchCallItem:
+    def search_item(self, step: SearchStep, done: bool) -> WebSearchCallItem:
         sources = [SearchSource(url=doc.url) for doc in step.results if doc.url] if done else []
         return WebSearchCallItem(
-            id=self._id("ws", f"_{step.index}"),
+            id=self.item_id("ws", f"_{step.index}"),
             status=("failed" if step.source == "fallback" else "completed") if done else "in_progress",
             action=SearchAction(query=step.query, sources=sources),
             search_source=step.source,
         )
 
-    def _message(self, result: LoopResult | None) -> MessageItem:
+    def message_item(self, result: LoopResult | None) -> MessageItem:
         if result is None:
-            return MessageItem(id=self._id("msg"), status="in_progress", content=[])
+            return MessageItem(id=self.item_id("msg"), status="in_progress", content=[])
         return MessageItem(
-            id=self._id("msg"),
+            id=self.item_id("msg"),
             status="incomplete" if result.finish_reason == "length" else "completed",
             content=[OutputText(text=result.answer or "", annotations=_citations(result))],
         )
@@ -167,9 +167,9 @@ class ResponsesCompletion:
                 result = event
         assert result is not None
         output: list[OutputItem] = [
-            self._reasoning(result.trajectory),
-            *(self._search(step, done=True) for step in result.trace.steps),
-            self._message(result),
+            self.reasoning_item(result.trajectory),
+            *(self.search_item(step, done=True) for step in result.trace.steps),
+            self.message_item(result),
         ]
         return self.final(result, output)
 
@@ -216,13 +216,12 @@ class _StreamEvents:
     response: ResponsesCompletion
     output: dict[int, OutputItem] = field(default_factory=dict)
     searches: dict[int, int] = field(default_factory=dict)  # step index -> output index
-    text: list[str] = field(default_factory=list)
 
     def opening(self) -> Iterator[ResponseEvent]:
         pending = self.response.envelope("in_progress")
         yield LifecycleEvent(type="response.created", response=pending)
         yield LifecycleEvent(type="response.in_progress", response=pending)
-        reasoning = self.response._reasoning(None)
+        reasoning = self.response.reasoning_item(None)
         yield OutputItemEvent(type="response.output_item.added", output_index=0, item=reasoning)
         yield ContentPartEvent(
             type="response.content_part.added",
@@ -233,11 +232,10 @@ class _StreamEvents:
 
     def of(self, event: TextDelta | StepEvent | LoopResult) -> Iterator[ResponseEvent]:
         if isinstance(event, TextDelta):
-            self.text.append(event.text)
             yield TextDeltaEvent(
                 type="response.reasoning_text.delta",
                 output_index=0,
-                item_id=self.response._id("rs"),
+                item_id=self.response.item_id("rs"),
                 delta=event.text,
             )
         elif isinstance(event, StepEvent):
@@ -247,14 +245,14 @@ class _StreamEvents:
 
     def _search(self, step: SearchStep) -> Iterator[ResponseEvent]:
         index = self.searches[step.index] = 1 + len(self.searches)
-        item = self.response._search(step, done=False)
+        item = self.response.search_item(step, done=False)
         yield OutputItemEvent(type="response.output_item.added", output_index=index, item=item)
         stages = ["in_progress", "searching"] + ([] if step.source == "fallback" else ["completed"])
         for stage in stages:
             yield WebSearchEvent(
                 type=f"response.web_search_call.{stage}", output_index=index, item_id=item.id
             )
-        done = self.response._search(step, done=True)
+        done = self.response.search_item(step, done=True)
         self.output[index] = done
         yield OutputItemEvent(type="response.output_item.done", output_index=index, item=done)
 
@@ -263,7 +261,7 @@ class _StreamEvents:
             if step.index not in self.searches:
                 yield from self._search(step)
         response = self.response
-        reasoning = response._reasoning(result.trajectory)
+        reasoning = response.reasoning_item(result.trajectory)
         self.output[0] = reasoning
         rs = reasoning.id
         yield TextDoneEvent(
@@ -279,8 +277,8 @@ class _StreamEvents:
         yield LifecycleEvent(type=kind, response=final)
 
     def _answer(self, result: LoopResult, index: int) -> Iterator[ResponseEvent]:
-        opened = self.response._message(None)
-        message = self.response._message(result)
+        opened = self.response.message_item(None)
+        message = self.response.message_item(result)
         [text] = message.content
         at, item = index, message.id
         yield OutputItemEvent(type="response.output_item.added", output_index=at, item=opened)
