@@ -413,3 +413,22 @@ async def test_the_openai_agents_sdk_runs_the_agent_through_its_responses_model(
     message = result.new_items[-1].raw_item
     assert message.content[0].annotations[0].url == PARIS_URL
     assert {"response.web_search_call.completed", "response.output_text.annotation.added"} <= kinds
+
+
+async def test_what_langchain_keeps_of_the_citations() -> None:
+    """docs/sources-and-responses.md says it: nothing over chat completions, everything over the
+    Responses API (use_responses_api=True)."""
+    from langchain_openai import ChatOpenAI
+
+    async with serve(engine(), FakeBackend(name="local")) as http:
+        common: dict[str, Any] = {"model": MODEL, "base_url": "http://test/v1", "api_key": "none"}
+        chat = ChatOpenAI(**common, http_async_client=http, extra_body={"search_mode": "real"})
+        over_chat = await chat.ainvoke(QUESTION)
+        responses = ChatOpenAI(**common, http_async_client=http, use_responses_api=True)
+        over_responses = await responses.bind_tools([{"type": "web_search"}]).ainvoke(QUESTION)
+    assert over_chat.content == "Paris" and "annotations" not in str(over_chat.additional_kwargs)
+    blocks = over_responses.content
+    assert isinstance(blocks, list)
+    assert [b["type"] for b in blocks] == ["reasoning", "web_search_call", "text"]  # type: ignore[index]
+    assert blocks[-1]["annotations"][0]["url"] == PARIS_URL  # type: ignore[index]
+    assert blocks[1]["search_source"] == "real"  # type: ignore[index]
