@@ -283,3 +283,19 @@ def test_eval_sets_ask_each_fact_once_and_cap_title_answers() -> None:
         f.kind for f in plain
     )
     assert all(q.answers == q.fact.answers for q in items)
+
+
+def test_the_held_out_check_finds_natural_questions_a_template_would_make() -> None:
+    from train.heldout import collisions, normalise, template_outputs
+
+    facts = facts_of(KANT, "", "People", 100)
+    made = template_outputs(facts)
+    rows = [
+        {"question": "What nationality was Immanuel Kant?"},  # a phrasing of the nationality relation
+        {"question": "hey, kant nationality"},  # a short name, after a filler
+        {"question": "Which philosopher wrote the Critique of Pure Reason?"},  # not a template's
+    ]
+    found = collisions(rows, made)
+    assert [q for q, _, _ in found] == [rows[0]["question"], rows[1]["question"]]
+    assert all(kind == "nationality" and article == "Immanuel Kant" for _, kind, article in found)
+    assert normalise("Quick q: Who wrote HAMLET?") == "who wrote hamlet"
