@@ -21,7 +21,7 @@ from service.agent.tags import (
     searches_in,
 )
 from service.agent.uncertainty import query_uncertainty
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import Engine, RepetitionStop, SamplingOptions
 from service.protocol import (
     AgentMode,
     EndReason,
@@ -55,6 +55,8 @@ class LoopConfig:
     logprobs_k: int = 5
     fallback: Literal["self", "error"] = "self"
     result_words: int = 100
+    #: Ends a generation turn that repeats itself (end reason ``repetition``); None: no such stop.
+    repetition: RepetitionStop | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,10 @@ class AgentLoop:
                 if segment.finish == "length":
                     yield self._result("length", "token_budget")
                     return
+                if segment.finish == "repetition":
+                    # cut before the model finished, as the budget cuts: ``length`` for OpenAI clients
+                    yield self._result("length", "repetition", "the model repeated itself; stopped early")
+                    return
                 if segment.stop == ANSWER_CLOSE or last_answer(segment.text) is not None:
                     yield self._result("stop", "answer")
                     return
@@ -270,6 +276,7 @@ class AgentLoop:
             stop=self._stops(),
             include_stop_str_in_output=True,
             logprobs=self.config.logprobs_k if self.config.mode == "entropy" else None,
+            repetition=self.config.repetition,
         )
         full_prompt = prompt_ids + self._ids
         generation = self.engine.generate(

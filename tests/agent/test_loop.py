@@ -9,6 +9,7 @@ import pytest
 from service.agent.loop import AgentLoop, LoopConfig, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.prompts import PRESETS
 from service.agent.tags import CORRECTION, SEARCH_CLOSE
+from service.engine.base import RepetitionStop
 from service.engine.scripted import ScriptedEngine, ScriptedReply
 from service.search.base import Doc
 from tests.fakes import FakeBackend
@@ -130,6 +131,20 @@ async def test_token_budget_ends_with_length() -> None:
     assert result.finish_reason == "length"
     assert result.trace.end_reason == "token_budget"
     assert result.completion_tokens == 10
+
+
+async def test_a_turn_that_repeats_itself_ends_the_run_with_its_own_reason() -> None:
+    """After a real search, the next turn loops: the engine's repetition stop ends it, the loop ends
+    the run (no further turn), keeps the search, and says why."""
+    engine = ScriptedEngine(["<search> capital </search>", "<think> so" + " it is Paris and" * 40])
+    stop = RepetitionStop(max_pattern=8, min_count=4, min_pattern=2)
+    events, result = await run(engine, config(repetition=stop), FakeBackend())
+    assert [call.options.repetition for call in engine.calls] == [stop, stop]
+    assert result.finish_reason == "length" and result.trace.end_reason == "repetition"
+    assert result.answer is None and [s.source for s in result.trace.steps] == ["real"]
+    assert result.trace.turns[-1].completion_tokens == 2 + 4 * 4  # "<think>", " so", then 4 loops
+    assert result.trace.turns[-1].stopped_by == "repetition_detected"
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == result.trajectory
 
 
 async def test_budget_counts_injected_results() -> None:
