@@ -81,7 +81,7 @@ def batching_note(concurrency: int) -> str:
         f"Greedy decoding, up to {concurrency} question(s) in flight: vLLM batches concurrent requests and "
         "the batch changes the order of floating-point sums, so a question's greedy answer can differ "
         "between runs, in any mode. Compare modes by these aggregates, not question by question "
-        "(docs/modes-and-protocol.md, \"Greedy answers under batching\")."
+        '(docs/modes-and-protocol.md, "Greedy answers under batching").'
     )
 
 

@@ -314,6 +314,8 @@ class SearchStep(BaseModel):
     #: The <information> text the model wrote itself (self and fallback steps).
     self_information: str | None = None
     latency_ms: float | None = None
+    #: The results came from the service's search cache, not the backend (``latency_ms`` is the lookup's).
+    cache_hit: bool = False
     uncertainty: float | None = None
     #: Prompt tokens served from the prefix cache in the generation turn that wrote the query.
     cached_tokens: int = 0

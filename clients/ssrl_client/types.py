@@ -29,6 +29,8 @@ class SearchStep(_Model):
     results: list[Doc] = Field(default_factory=list)
     self_information: str | None = None
     latency_ms: float | None = None
+    #: The results came from the server's search cache, not the backend.
+    cache_hit: bool = False
     uncertainty: float | None = None
     cached_tokens: int = 0
     error: str | None = None

@@ -29,7 +29,7 @@ from service.protocol import (
     SearchStep,
     SearchTrace,
 )
-from service.search.base import Doc, SearchBackend, SearchError
+from service.search.base import CachingBackend, Doc, SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
 
@@ -327,8 +327,12 @@ class AgentLoop:
         assert self.backend is not None
         step.backend = self.backend.name
         started = time.perf_counter()
+        backend = self.backend
         try:
-            docs = await self.backend.search(query, self.config.top_k)
+            docs = backend.cached(query, self.config.top_k) if isinstance(backend, CachingBackend) else None
+            step.cache_hit = docs is not None
+            if docs is None:
+                docs = await backend.search(query, self.config.top_k)
         except SearchError as exc:
             step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
             step.source, step.error = "fallback", exc.kind
