@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from service.agent.loop import AgentLoop, LoopConfig, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.prompts import PRESETS
@@ -12,6 +13,8 @@ from service.agent.tags import CORRECTION, SEARCH_CLOSE
 from service.engine.base import RepetitionStop
 from service.engine.scripted import ScriptedEngine, ScriptedReply
 from service.search.base import Doc
+from service.search.metrics import SearchMetrics
+from service.search.resilient import ResilientBackend
 from tests.fakes import FakeBackend
 
 PROMPT = "<|user|>\nQuestion: What is the capital of France?\n<|assistant|>\n"
@@ -257,3 +260,19 @@ async def test_results_are_clipped_to_passages() -> None:
     text = result.trace.steps[0].results[0].text
     assert text == " ".join(f"w{i}" for i in range(10)) + " ..."
     assert "w10 " not in result.trajectory and "w9 ..." in result.trajectory
+
+
+async def test_a_step_the_search_cache_answered_says_so() -> None:
+    """The resilience layer's cache is asked first: the second run of the same query is a cache hit,
+    marked on its step, and the backend is called once."""
+    fake = FakeBackend()
+    metrics = SearchMetrics(CollectorRegistry())
+    backend = ResilientBackend(fake, metrics)
+    hits = []
+    for _ in range(2):
+        engine = ScriptedEngine(["<search> capital </search>", "<answer> Paris </answer>"])
+        _, result = await run(engine, config(), backend)
+        hits.append(result.trace.steps[0].cache_hit)
+        assert [d.title for d in result.trace.steps[0].results][:1] == ["Paris"]
+    assert hits == [False, True] and fake.queries == [("capital", 3)]
+    assert metrics.cache_hits.labels("fake")._value.get() == 1
