@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from service.agent.citations import chat_annotations
 from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
 from service.engine.base import EngineError
@@ -43,13 +44,16 @@ def _message(result: LoopResult) -> AssistantMessage:
     (client mode), the tool call, with this request's trajectory in content too, because that is the
     field every client echoes back (LangChain's ChatOpenAI drops reasoning_content)."""
     if result.tool_query is None:
-        return AssistantMessage.of(result.answer, result.trajectory)
+        message = AssistantMessage.of(result.answer, result.trajectory)
+        message.annotations = chat_annotations(result.trace.steps, result.answer)
+        return message
     assert result.tool_call_id is not None
     call = ToolCallOut(
         id=result.tool_call_id, function=FunctionCall(name=SEARCH_TOOL, arguments=_arguments(result))
     )
     message = AssistantMessage.of(result.trajectory, result.trajectory)
     message.tool_calls = [call]
+    message.annotations = []
     return message
 
 
@@ -61,7 +65,7 @@ def _argument_pieces(arguments: str, size: int = 16) -> list[str]:
 class AgentCompletion:
     """A prepared agent run: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks
     (the trajectory as reasoning_content deltas, each search step on a chunk as it happens, then the
-    answer as content with the finish reason and the whole trace)."""
+    answer as content with its annotations, the finish reason and the whole trace)."""
 
     prepared: PreparedAgent
     metrics: ServiceMetrics
@@ -70,8 +74,9 @@ class AgentCompletion:
     def completion_id(self) -> str:
         return self.prepared.completion_id
 
-    async def _events(self) -> AsyncIterator[LoopEvent]:
-        """The loop's events, its failures as the errors a client sees."""
+    async def events(self) -> AsyncIterator[LoopEvent]:
+        """The loop's events, its failures as the errors a client sees (what every wire shape of an
+        agent run is made from: these chunks, and the Responses API's items and events)."""
         prepared = self.prepared
         try:
             run = prepared.loop.run(prepared.prompt_ids, prepared.prefill, prepared.history)
@@ -83,7 +88,8 @@ class AgentCompletion:
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
-    def _record(self, result: LoopResult) -> Usage:
+    def record(self, result: LoopResult) -> Usage:
+        """The run's usage, counted in the metrics once."""
         usage = _usage(result)
         self.metrics.record_usage(usage)
         for step in result.trace.steps:
@@ -93,11 +99,11 @@ class AgentCompletion:
     async def complete(self) -> ChatCompletion:
         """Run the loop to its end and build one ``chat.completion``."""
         result: LoopResult | None = None
-        async for event in self._events():
+        async for event in self.events():
             if isinstance(event, LoopResult):
                 result = event
         assert result is not None
-        usage = self._record(result)
+        usage = self.record(result)
         return ChatCompletion(
             id=self.prepared.completion_id,
             model=self.prepared.model,
@@ -127,19 +133,20 @@ class AgentCompletion:
             )
 
         yield chunk_of(DeltaMessage(role="assistant", content=""))
-        async for event in self._events():
+        async for event in self.events():
             if isinstance(event, TextDelta):
                 yield chunk_of(DeltaMessage.of_reasoning(event.text))
             elif isinstance(event, StepEvent):
                 yield chunk_of(DeltaMessage(), search_step=event.step)
             else:
-                usage = self._record(event)
+                usage = self.record(event)
                 if event.tool_query is not None:
                     for delta in _tool_call_deltas(event):
                         yield chunk_of(delta)
-                    last = DeltaMessage()
+                    last = DeltaMessage(annotations=[])
                 else:
-                    last = DeltaMessage(content=event.answer)
+                    annotations = chat_annotations(event.trace.steps, event.answer)
+                    last = DeltaMessage(content=event.answer, annotations=annotations)
                 yield chunk_of(last, event.finish_reason, search_trace=event.trace)
                 if prepared.include_usage:
                     yield ChatCompletionChunk(
