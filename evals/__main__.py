@@ -99,7 +99,7 @@ async def evaluate(settings: EvalSettings) -> Path:
     summaries = summarise(rows, settings.modes)
     name = settings.dataset.name if settings.dataset else "fanoutqa dev (single-hop)"
     title = f"{name}, {len(items)} questions" + (", first search forced" if settings.force_search else "")
-    table = markdown(summaries, title)
+    table = markdown(summaries, title, concurrency=settings.concurrency)
     (settings.output / "report.md").write_text(table)
     plot(summaries, settings.output / "report.png", title)
     print(table)

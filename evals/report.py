@@ -75,10 +75,21 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def markdown(summaries: Sequence[ModeSummary], title: str) -> str:
-    lines = [
-        f"## {title}",
-        "",
+def batching_note(concurrency: int) -> str:
+    """What to expect of greedy answers asked side by side, for a reader comparing modes."""
+    return (
+        f"Greedy decoding, up to {concurrency} question(s) in flight: vLLM batches concurrent requests and "
+        "the batch changes the order of floating-point sums, so a question's greedy answer can differ "
+        "between runs, in any mode. Compare modes by these aggregates, not question by question "
+        '(docs/modes-and-protocol.md, "Greedy answers under batching").'
+    )
+
+
+def markdown(summaries: Sequence[ModeSummary], title: str, *, concurrency: int | None = None) -> str:
+    lines = [f"## {title}", ""]
+    if concurrency is not None:
+        lines += [f"> {batching_note(concurrency)}", ""]
+    lines += [
         "| mode | questions | EM % | F1 % | answered % | well-formed % | searches / q | real searches / q "
         "| gold in own info % | gold in real results % | tokens / q | latency p50 s | p95 s | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -17,7 +17,15 @@ from service.engine.base import (
     TokenLogprob,
 )
 from service.errors import InvalidRequestError, engine_failure
-from service.generation import clamp_logprob, generate_choices, render_prompt, sampling_options
+from service.generation import (
+    clamp_logprob,
+    context_room,
+    generate_choices,
+    render_prompt,
+    repetition_stop,
+    sampling_options,
+    wire_finish_reason,
+)
 from service.metrics import ServiceMetrics
 from service.protocol import (
     AssistantMessage,
@@ -72,27 +80,14 @@ def prepare_chat(
             code="invalid_value",
         )
     prompt_ids = render_prompt(engine, chat_messages(request))
-    context = engine.max_model_len
-    if len(prompt_ids) >= context:
-        raise InvalidRequestError(
-            f"the messages take {len(prompt_ids)} tokens, more than this model's context of "
-            f"{context} tokens leaves room for",
-            param="messages",
-            code="context_length_exceeded",
-        )
-    room = context - len(prompt_ids)
     asked = request.requested_max_tokens()
-    if asked is not None and asked > room:
-        param = "max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens"
-        raise InvalidRequestError(
-            f"{param}={asked} plus the {len(prompt_ids)} prompt tokens exceeds this model's "
-            f"context of {context} tokens (at most {room} completion tokens are possible)",
-            param=param,
-            code="context_length_exceeded",
-        )
+    room = context_room(engine.max_model_len, len(prompt_ids), asked, asked_param=request.max_tokens_param())
     max_tokens = asked if asked is not None else min(settings.default_max_tokens, room)
     options = sampling_options(
-        request, max_tokens=max_tokens, logprobs=(request.top_logprobs or 0) if request.logprobs else None
+        request,
+        max_tokens=max_tokens,
+        logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        repetition=repetition_stop(request.repetition_detection, settings.repetition),
     )
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
     return PreparedChat(
@@ -125,6 +120,7 @@ class _Accumulator:
     tokens: int = 0
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    stop_reason: str | int | None = None
     cached: int = 0
 
     def add(self, chunk: GenerationChunk) -> None:
@@ -134,7 +130,8 @@ class _Accumulator:
             self.logprobs.extend(chunk.logprobs)
         self.cached = max(self.cached, chunk.cached_tokens)
         if chunk.finish_reason:
-            self.finish_reason = chunk.finish_reason
+            self.finish_reason = wire_finish_reason(chunk.finish_reason)
+            self.stop_reason = chunk.stop_reason
 
 
 def _usage(prompt_tokens: int, parts: Sequence[_Accumulator]) -> Usage:
@@ -188,6 +185,7 @@ class PlainChat:
                     message=AssistantMessage.of("".join(p.text)),
                     logprobs=openai_logprobs(p.logprobs) if self._want_logprobs else None,
                     finish_reason=p.finish_reason,
+                    stop_reason=p.stop_reason,
                 )
                 for i, p in enumerate(parts)
             ],
@@ -224,7 +222,8 @@ class PlainChat:
                                 index=index,
                                 delta=DeltaMessage(content=generated.text or None),
                                 logprobs=logprobs,
-                                finish_reason=generated.finish_reason,
+                                finish_reason=wire_finish_reason(generated.finish_reason),
+                                stop_reason=generated.stop_reason if generated.finish_reason else None,
                             )
                         ]
                     )

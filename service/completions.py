@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from service.engine.base import Engine, EngineError, GenerationChunk, SamplingOptions, TokenLogprob
 from service.errors import InvalidRequestError, engine_failure
-from service.generation import clamp_logprob, generate_choices, sampling_options
+from service.generation import (
+    clamp_logprob,
+    context_room,
+    generate_choices,
+    repetition_stop,
+    sampling_options,
+    wire_finish_reason,
+)
 from service.metrics import ServiceMetrics
 from service.protocol import CompletionChoice, CompletionLogprobs, CompletionRequest, TextCompletion, Usage
 from service.settings import Settings
@@ -91,23 +98,20 @@ def prepare_completion(
             param="max_tokens",
         )
     prompts = [_prompt(engine, i, p, len(raw)) for i, p in enumerate(raw)]
-    context = engine.max_model_len
     generated = max(request.max_tokens, 1)
     for i, p in enumerate(prompts):
-        room = context - len(p.token_ids)
-        if room < generated:
-            param = "max_tokens" if room > 0 else ("prompt" if len(prompts) == 1 else f"prompt[{i}]")
-            raise InvalidRequestError(
-                f"{len(p.token_ids)} prompt tokens plus max_tokens={request.max_tokens} exceed this "
-                f"model's context of {context} tokens",
-                param=param,
-                code="context_length_exceeded",
-            )
+        context_room(
+            engine.max_model_len,
+            len(p.token_ids),
+            generated,
+            prompt_param="prompt" if len(prompts) == 1 else f"prompt[{i}]",
+        )
     per_prompt = sampling_options(
         request,
         max_tokens=generated,
         logprobs=request.logprobs,
         prompt_logprobs=request.logprobs if request.echo else None,
+        repetition=repetition_stop(request.repetition_detection, None),
     )
     options = [option for _ in prompts for option in per_prompt]
     return PreparedCompletion(
@@ -171,7 +175,8 @@ class PlainCompletion:
         prepared = self.prepared
         state.cached = max(state.cached, chunk.cached_tokens)
         if chunk.finish_reason:
-            state.finish_reason, state.stop_reason = chunk.finish_reason, chunk.stop_reason
+            state.finish_reason = wire_finish_reason(chunk.finish_reason)
+            state.stop_reason = chunk.stop_reason
         text, entries = "", []
         if not prepared.prompt_only:
             state.generated += len(chunk.token_ids)

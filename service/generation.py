@@ -10,9 +10,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from jinja2 import TemplateError
 
-from service.engine.base import ChatMessageDict, Engine, GenerationChunk, SamplingOptions
+from service.engine.base import ChatMessageDict, Engine, GenerationChunk, RepetitionStop, SamplingOptions
 from service.errors import InvalidRequestError
-from service.protocol import ChatCompletionRequest, CompletionRequest
+from service.protocol import ChatCompletionRequest, CompletionRequest, RepetitionDetection
+from service.settings import RepetitionSettings
 from service.validation import structured_output
 
 #: The lowest logprob on the wire: JSON has no -inf (vLLM and OpenAI clamp to this too).
@@ -34,12 +35,66 @@ def render_prompt(engine: Engine, messages: list[ChatMessageDict]) -> list[int]:
         ) from exc
 
 
+def repetition_stop(
+    asked: RepetitionDetection | None, default: RepetitionSettings | None
+) -> RepetitionStop | None:
+    """The repetition stop of a request: its own ``repetition_detection`` if it sent one, else the
+    server's (None: no stop, as ``max_pattern_size`` 0 is)."""
+    if asked is not None:
+        size, smallest, count = asked.max_pattern_size, asked.min_pattern_size, asked.min_count
+    elif default is not None:
+        size, smallest, count = default.max_pattern_size, default.min_pattern_size, default.min_count
+    else:
+        return None
+    return RepetitionStop(size, count, smallest) if size > 0 else None
+
+
+def wire_finish_reason(reason: str | None) -> str | None:
+    """A finish reason as OpenAI clients know them: the repetition stop is ``length`` (the text was
+    cut before the model finished it, as by the token limit; ``stop`` would claim a natural end, and
+    vLLM's own ``repetition`` is a value typed OpenAI clients do not know)."""
+    return "length" if reason == "repetition" else reason
+
+
+def context_room(
+    context: int,
+    prompt_tokens: int,
+    asked: int | None,
+    *,
+    asked_param: str = "max_tokens",
+    prompt_param: str = "messages",
+    reserved: int = 0,
+) -> int:
+    """The one context rule of every route and mode: the completion tokens a prompt of
+    ``prompt_tokens`` leaves in a context of ``context``. A prompt that leaves no more than
+    ``reserved`` tokens (an agent's prefill is part of its trajectory) is a 400 on ``prompt_param``;
+    an ``asked`` number of completion tokens (``max_tokens``, a whole trajectory's in the agent modes)
+    past the room is a 400 on ``asked_param``, never silently shortened."""
+    room = context - prompt_tokens
+    if room <= reserved:
+        raise InvalidRequestError(
+            f"the prompt takes {prompt_tokens} tokens, more than this model's context of {context} "
+            "tokens leaves room for",
+            param=prompt_param,
+            code="context_length_exceeded",
+        )
+    if asked is not None and asked > room:
+        raise InvalidRequestError(
+            f"{asked_param}={asked} plus the {prompt_tokens} prompt tokens exceeds this model's "
+            f"context of {context} tokens (at most {room} completion tokens are possible)",
+            param=asked_param,
+            code="context_length_exceeded",
+        )
+    return room
+
+
 def sampling_options(
     request: ChatCompletionRequest | CompletionRequest,
     *,
     max_tokens: int,
     logprobs: int | None,
     prompt_logprobs: int | None = None,
+    repetition: RepetitionStop | None = None,
 ) -> list[SamplingOptions]:
     """The engine's options for each of the ``n`` sequences of a chat or text completion request
     (the seed of sequence ``i`` is ``seed + i``, so they differ and each is reproducible)."""
@@ -57,6 +112,7 @@ def sampling_options(
             frequency_penalty=request.frequency_penalty,
             structured=structured,
             prompt_logprobs=prompt_logprobs,
+            repetition=repetition,
         )
         for i in range(request.n)
     ]

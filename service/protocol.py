@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -157,6 +157,26 @@ class WebSearchOptions(_Lenient):
         return None if size is None else SEARCH_CONTEXT_TOP_K[size]
 
 
+class RepetitionDetection(BaseModel):
+    """vLLM's request field ``repetition_detection``: end the text once its last tokens are one
+    pattern of ``min_pattern_size``..``max_pattern_size`` tokens repeated ``min_count`` times in a
+    row (``max_pattern_size`` 0: no repetition stop)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    max_pattern_size: int = Field(default=0, ge=0, le=1024)
+    min_pattern_size: int = Field(default=0, ge=0, le=1024)
+    min_count: int = Field(default=0, ge=0, le=1024)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RepetitionDetection:
+        if self.min_pattern_size > self.max_pattern_size and self.max_pattern_size > 0:
+            raise ValueError("min_pattern_size must be at most max_pattern_size")
+        if self.max_pattern_size > 0 and self.min_count < 2:
+            raise ValueError("min_count must be at least 2 (max_pattern_size 0 turns the stop off)")
+        return self
+
+
 def _default_if_null(cls: type[BaseModel], value: object, info: ValidationInfo) -> object:
     if value is None and info.field_name is not None:
         return cls.model_fields[info.field_name].default
@@ -202,6 +222,8 @@ class ChatCompletionRequest(_Lenient):
     #: A function named ``search`` makes an agent request run in ``client`` mode; any other is a 400.
     tools: list[ToolSpec] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    #: vLLM's; unset = the server's ``--repetition.*`` settings.
+    repetition_detection: RepetitionDetection | None = None
 
     @field_validator("n", "stream", "logprobs", "presence_penalty", "frequency_penalty", mode="before")
     @classmethod
@@ -220,6 +242,10 @@ class ChatCompletionRequest(_Lenient):
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def max_tokens_param(self) -> str:
+        """The field that set ``requested_max_tokens()``, for errors to name."""
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
 
 
 class CompletionRequest(_Lenient):
@@ -245,6 +271,8 @@ class CompletionRequest(_Lenient):
     user: str | None = Field(default=None, max_length=256)
     response_format: ResponseFormat | None = None
     search_mode: SearchMode | None = None
+    #: vLLM's; unset = none, as vLLM's /v1/completions.
+    repetition_detection: RepetitionDetection | None = None
 
     @field_validator(
         "max_tokens", "n", "stream", "echo", "presence_penalty", "frequency_penalty", mode="before"
@@ -273,7 +301,9 @@ class CompletionRequest(_Lenient):
 
 # -- the search trace (agent modes) --------------------------------------------------------------
 StepSource = Literal["self", "real", "fallback", "client"]
-EndReason = Literal["answer", "token_budget", "malformed_action", "no_answer", "context_full", "tool_call"]
+EndReason = Literal[
+    "answer", "token_budget", "malformed_action", "no_answer", "context_full", "tool_call", "repetition"
+]
 
 
 class DocOut(BaseModel):
@@ -317,6 +347,8 @@ class SearchStep(BaseModel):
     #: The <information> text the model wrote itself (self and fallback steps).
     self_information: str | None = None
     latency_ms: float | None = None
+    #: The results came from the service's search cache, not the backend (``latency_ms`` is the lookup's).
+    cache_hit: bool = False
     uncertainty: float | None = None
     #: Prompt tokens served from the prefix cache in the generation turn that wrote the query.
     cached_tokens: int = 0
@@ -422,6 +454,9 @@ class Choice(BaseModel):
     message: AssistantMessage
     logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None
+    #: vLLM's (plain chat): the stop string or token id that ended the text, or
+    #: ``repetition_detected`` for the repetition stop; on the wire only when there is one.
+    stop_reason: int | str | None = Field(default=None, exclude_if=_unset)
 
 
 class PromptTokensDetails(BaseModel):
@@ -477,6 +512,7 @@ class ChunkChoice(BaseModel):
     delta: DeltaMessage
     logprobs: ChoiceLogprobs | None = None
     finish_reason: str | None = None
+    stop_reason: int | str | None = Field(default=None, exclude_if=_unset)
 
 
 class ChatCompletionChunk(BaseModel):

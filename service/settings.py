@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.engine.model_files import SSRL_MODEL
@@ -36,6 +36,14 @@ class AgentSettings(BaseModel):
 
     max_turns: int = Field(
         default=3, ge=0, le=32, description="Search turns before the final generation (real/entropy)."
+    )
+    default_max_tokens: int = Field(
+        default=1024,
+        ge=1,
+        le=1_048_576,
+        description="Tokens a trajectory may hold (generated and injected) when a request in an agent "
+        "mode sets no max_tokens (the embedded model was trained on trajectories of under 480). The paper's "
+        "checkpoints were trained with responses of up to 4,096 tokens: serve them with 4096.",
     )
     instruction: str | None = Field(
         default=None,
@@ -78,6 +86,41 @@ class AgentSettings(BaseModel):
         description="When the real backend fails: 'self' lets the model write the results (marked in "
         "the trace); 'error' fails the request with 502.",
     )
+
+
+class RepetitionSettings(BaseModel):
+    """The repetition stop of chat completions in every search mode: vLLM's own repetition detection
+    (``RepetitionDetectionParams``), which ends a generation whose last tokens are one pattern
+    repeated, as a degenerate loop is ("the occupation of the occupation of ..."). A request's own
+    ``repetition_detection`` replaces it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_pattern_size: int = Field(
+        default=32,
+        ge=0,
+        le=1024,
+        description="Longest repeating pattern, in tokens, that ends a generation; 0 = no repetition stop.",
+    )
+    min_pattern_size: int = Field(
+        default=3,
+        ge=1,
+        le=1024,
+        description="Shortest pattern checked: a shorter period is found as a multiple of it (a token "
+        "repeated 24 times in a row at 3), so long digit runs and short lists are left alone.",
+    )
+    min_count: int = Field(
+        default=8,
+        ge=2,
+        le=1024,
+        description="Repeats in a row of one pattern that end the generation.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RepetitionSettings:
+        if self.max_pattern_size and self.min_pattern_size > self.max_pattern_size:
+            raise ValueError("repetition.min_pattern_size must be at most repetition.max_pattern_size")
+        return self
 
 
 class Settings(BaseSettings):
@@ -135,8 +178,8 @@ class Settings(BaseSettings):
         default=4096,
         ge=1,
         le=1_048_576,
-        description="Completion tokens when a request sets no max_tokens (SSRL trained at 4,096); "
-        "capped by the context left.",
+        description="Completion tokens when a plain-chat (search mode off) request sets no max_tokens; "
+        "capped by the context left (agent modes: agent.default_max_tokens).",
     )
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,
@@ -163,6 +206,9 @@ class Settings(BaseSettings):
     )
     engine: EngineSettings = Field(default_factory=EngineSettings, description="vLLM engine options.")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="The SSRL search loop.")
+    repetition: RepetitionSettings = Field(
+        default_factory=RepetitionSettings, description="The repetition stop of chat completions."
+    )
     search: SearchSettings = Field(default_factory=SearchSettings, description="Real search backends.")
 
     @field_validator("model", "served_model_name", mode="before")

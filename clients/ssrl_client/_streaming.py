@@ -50,6 +50,7 @@ class _Decoder:
                 out.append(AnswerDelta(text=delta["content"]))
             if choice.get("finish_reason"):
                 self.done.finish_reason = choice["finish_reason"]
+                self.done.stop_reason = choice.get("stop_reason")
         if chunk.get("search_trace"):
             self.done.trace = SearchTrace.model_validate(chunk["search_trace"])
         if chunk.get("usage"):

@@ -29,6 +29,8 @@ class SearchStep(_Model):
     results: list[Doc] = Field(default_factory=list)
     self_information: str | None = None
     latency_ms: float | None = None
+    #: The results came from the server's search cache, not the backend.
+    cache_hit: bool = False
     uncertainty: float | None = None
     cached_tokens: int = 0
     error: str | None = None
@@ -78,6 +80,8 @@ class ChatResult(_Model):
     #: The whole trajectory (agent modes): reasoning, searches, results.
     trajectory: str | None = None
     finish_reason: str | None = None
+    #: vLLM's (search mode ``off``): the stop string that ended the text, or ``repetition_detected``.
+    stop_reason: int | str | None = None
     trace: SearchTrace | None = None
     usage: Usage | None = None
     request_id: str | None = None
@@ -85,6 +89,13 @@ class ChatResult(_Model):
     @property
     def steps(self) -> list[SearchStep]:
         return self.trace.steps if self.trace else []
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the search loop ended (``trace.end_reason``): ``answer``, ``token_budget``,
+        ``repetition``, ``malformed_action``, ``no_answer``, ``context_full`` or ``tool_call``;
+        None in search mode ``off``, which has no loop (see ``finish_reason`` and ``stop_reason``)."""
+        return self.trace.end_reason if self.trace else None
 
     @classmethod
     def from_wire(cls, data: dict[str, Any], request_id: str | None = None) -> ChatResult:
@@ -97,6 +108,7 @@ class ChatResult(_Model):
             answer=message.get("content"),
             trajectory=message.get("reasoning_content"),
             finish_reason=choice.get("finish_reason"),
+            stop_reason=choice.get("stop_reason"),
             trace=SearchTrace.model_validate(trace) if trace else None,
             usage=Usage.from_wire(data["usage"]) if data.get("usage") else None,
             request_id=request_id,
@@ -129,8 +141,15 @@ class Done(_Model):
 
     type: Literal["done"] = "done"
     finish_reason: str | None = None
+    #: vLLM's (search mode ``off``): the stop string that ended the text, or ``repetition_detected``.
+    stop_reason: int | str | None = None
     trace: SearchTrace | None = None
     usage: Usage | None = None
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why the search loop ended (``trace.end_reason``, as ``ChatResult.end_reason``)."""
+        return self.trace.end_reason if self.trace else None
 
 
 StreamEvent = ReasoningDelta | SearchStepEvent | AnswerDelta | Done

@@ -28,6 +28,10 @@ class BackendPool:
         self._factory = factory
         self._creating: dict[str, asyncio.Task[SearchBackend]] = {}
 
+    def instances(self) -> tuple[str, ...]:
+        """The backends made so far (or given at start), by name."""
+        return tuple(self._instances)
+
     async def get(self, name: str) -> SearchBackend:
         if name not in self.names:
             raise InvalidRequestError(

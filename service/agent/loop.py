@@ -21,7 +21,7 @@ from service.agent.tags import (
     searches_in,
 )
 from service.agent.uncertainty import query_uncertainty
-from service.engine.base import Engine, SamplingOptions
+from service.engine.base import Engine, RepetitionStop, SamplingOptions
 from service.protocol import (
     AgentMode,
     EndReason,
@@ -29,7 +29,7 @@ from service.protocol import (
     SearchStep,
     SearchTrace,
 )
-from service.search.base import Doc, SearchBackend, SearchError
+from service.search.base import CachingBackend, Doc, SearchBackend, SearchError
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class LoopConfig:
     logprobs_k: int = 5
     fallback: Literal["self", "error"] = "self"
     result_words: int = 100
+    #: Ends a generation turn that repeats itself (end reason ``repetition``); None: no such stop.
+    repetition: RepetitionStop | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,10 @@ class AgentLoop:
                 if segment.finish == "length":
                     yield self._result("length", "token_budget")
                     return
+                if segment.finish == "repetition":
+                    # cut before the model finished, as the budget cuts: ``length`` for OpenAI clients
+                    yield self._result("length", "repetition", "the model repeated itself; stopped early")
+                    return
                 if segment.stop == ANSWER_CLOSE or last_answer(segment.text) is not None:
                     yield self._result("stop", "answer")
                     return
@@ -270,6 +276,7 @@ class AgentLoop:
             stop=self._stops(),
             include_stop_str_in_output=True,
             logprobs=self.config.logprobs_k if self.config.mode == "entropy" else None,
+            repetition=self.config.repetition,
         )
         full_prompt = prompt_ids + self._ids
         generation = self.engine.generate(
@@ -320,8 +327,12 @@ class AgentLoop:
         assert self.backend is not None
         step.backend = self.backend.name
         started = time.perf_counter()
+        backend = self.backend
         try:
-            docs = await self.backend.search(query, self.config.top_k)
+            docs = backend.cached(query, self.config.top_k) if isinstance(backend, CachingBackend) else None
+            step.cache_hit = docs is not None
+            if docs is None:
+                docs = await backend.search(query, self.config.top_k)
         except SearchError as exc:
             step.latency_ms = round((time.perf_counter() - started) * 1000, 2)
             step.source, step.error = "fallback", exc.kind

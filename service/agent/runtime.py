@@ -19,7 +19,7 @@ from service.agent.prompts import (
 from service.agent.tool_calls import read_history
 from service.engine.base import ChatMessageDict, Engine
 from service.errors import InvalidRequestError
-from service.generation import render_prompt
+from service.generation import context_room, render_prompt, repetition_stop
 from service.modes import check_mode_tools
 from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
@@ -117,14 +117,15 @@ class AgentRuntime:
         check_mode_tools(request, mode)
         chat, prefill, history = self._messages(request, mode, top_k)
         prompt_ids = render_prompt(engine, chat)
-        room = engine.max_model_len - len(prompt_ids)
-        if room <= len(engine.encode(prefill)):
-            raise InvalidRequestError(
-                f"the prompt takes {len(prompt_ids)} tokens of this model's {engine.max_model_len}",
-                param="messages",
-                code="context_length_exceeded",
-            )
         asked = request.requested_max_tokens()
+        # the same rule as plain chat; max_tokens bounds the whole trajectory (prefill included)
+        room = context_room(
+            engine.max_model_len,
+            len(prompt_ids),
+            asked,
+            asked_param=request.max_tokens_param(),
+            reserved=len(engine.encode(prefill)),
+        )
         agent = self.settings.agent
         backend = None
         backend_name = None
@@ -133,7 +134,7 @@ class AgentRuntime:
             backend = await self.backends.get(backend_name)
         config = LoopConfig(
             mode=mode,
-            budget=asked if asked is not None else self.settings.default_max_tokens,
+            budget=asked if asked is not None else agent.default_max_tokens,
             context_room=room,
             max_turns=options.max_turns if options and options.max_turns is not None else agent.max_turns,
             top_k=top_k,
@@ -149,6 +150,7 @@ class AgentRuntime:
             logprobs_k=agent.uncertainty_top_k,
             fallback=agent.fallback,
             result_words=agent.result_words,
+            repetition=repetition_stop(request.repetition_detection, self.settings.repetition),
         )
         if len(history) > config.max_turns:
             raise InvalidRequestError(

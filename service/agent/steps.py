@@ -32,6 +32,8 @@ class Step:
     docs: list[Doc] = field(default_factory=list)
     self_information: str | None = None
     latency_ms: float | None = None
+    #: The results came from the search cache (no call to the backend).
+    cache_hit: bool = False
     error: str | None = None
     search: Span | None = None
     information: Span | None = None
@@ -50,6 +52,7 @@ class Step:
             results=[doc_out(d) for d in self.docs],
             self_information=self.self_information,
             latency_ms=self.latency_ms,
+            cache_hit=self.cache_hit,
             uncertainty=self.uncertainty,
             cached_tokens=self.cached_tokens,
             error=self.error,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
-FinishReason = Literal["stop", "length", "abort"]
+#: ``repetition``: the sequence was ended by its ``RepetitionStop`` (vLLM's own finish reason for it).
+FinishReason = Literal["stop", "length", "abort", "repetition"]
 
 
 class ChatMessageDict(TypedDict):
@@ -39,6 +40,34 @@ class StructuredOutput:
 
 
 @dataclass(frozen=True)
+class RepetitionStop:
+    """End a sequence whose last tokens are one pattern of ``min_pattern``..``max_pattern`` tokens
+    repeated at least ``min_count`` times in a row: vLLM's ``RepetitionDetectionParams``, checked by
+    its scheduler after every token (finish reason ``repetition``)."""
+
+    max_pattern: int
+    min_count: int
+    min_pattern: int = 1
+
+    def found_in(self, token_ids: Sequence[int]) -> bool:
+        """vLLM's rule (``check_sequence_repetition`` in ``vllm/v1/core/sched/utils.py``), for
+        engines without it: for each pattern length, shortest first, whether the last ``length``
+        tokens equal each of the ``min_count - 1`` blocks of ``length`` tokens before them."""
+        if self.max_pattern <= 0 or self.min_count < 2:
+            return False
+        for length in range(max(self.min_pattern, 1), self.max_pattern + 1):
+            if length * self.min_count > len(token_ids):
+                return False
+            tail = token_ids[len(token_ids) - length :]
+            if all(
+                token_ids[len(token_ids) - length * (m + 1) : len(token_ids) - length * m] == tail
+                for m in range(1, self.min_count)
+            ):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
 class SamplingOptions:
     """Decoding options for one sequence."""
 
@@ -57,6 +86,8 @@ class SamplingOptions:
     #: None: no prompt logprobs; k >= 0: each prompt token's logprob plus the k most likely
     #: alternatives (the first prompt token has none), on the sequence's first chunk.
     prompt_logprobs: int | None = None
+    #: None: no repetition stop; otherwise the engine ends a sequence that repeats itself.
+    repetition: RepetitionStop | None = None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ BASE_MODEL = "smollm2-135m-instruct"
 SSRL_MODEL = "ssrl-smollm2-135m"
 EMBEDDED_MODELS = (SSRL_MODEL, BASE_MODEL)
 SSRL_ADAPTER_DIR = Path(__file__).resolve().parent.parent / "models" / SSRL_MODEL
+#: The dtype merged checkpoints are saved in (the base conversion stays float32: ssrl-train trains on it).
+MERGED_DTYPE = "bfloat16"
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -64,7 +66,11 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
     """Merge a LoRA adapter into the base weights (peft) and save an ordinary checkpoint: vLLM
-    decodes a merged model at full speed (served as an adapter: about 40 % of it on CPU)."""
+    decodes a merged model at full speed (served as an adapter: about 40 % of it on CPU).
+
+    The merge runs in float32; the checkpoint is saved in bfloat16, the dtype vLLM serves a float32
+    checkpoint in (it rounds each weight the same way when it loads one, and logged a warning per
+    weight doing so: 122 lines at every start)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -72,7 +78,7 @@ def _merge_adapter(base: Path, adapter: Path, target: Path) -> None:
     logger.info("merging the adapter %s into %s (once)", adapter.name, base.name)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    merged.save_pretrained(target)
+    merged.to(getattr(torch, MERGED_DTYPE)).save_pretrained(target)
     AutoTokenizer.from_pretrained(base).save_pretrained(target)
 
 
@@ -143,8 +149,10 @@ def prepare_adapter_model(adapter: Path, cache_dir: Path, name: str | None = Non
     source_id = _adapter_id(adapter.resolve())
     base = prepare_embedded_model(cache_dir, BASE_MODEL)
     source_id["base"] = str(base)
+    source_id["dtype"] = MERGED_DTYPE
     digest = hashlib.sha256(json.dumps(source_id, sort_keys=True).encode()).hexdigest()[:12]
-    target = cache_dir / "models" / (name or f"adapter-{digest}")
+    # named by dtype: a float32 merge of an earlier version keeps its own directory
+    target = cache_dir / "models" / (f"{name}-bf16" if name else f"adapter-{digest}")
     return _prepared(target, source_id, lambda work: _merge_adapter(base, adapter, work))
 
 

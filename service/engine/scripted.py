@@ -1,8 +1,8 @@
 """A scripted engine: a test utility that plays back given replies through the ``Engine`` interface.
 
-It tokenises on word boundaries, honours max_tokens, stop strings and aborts the way vLLM does,
-reports logprobs, counts its running requests, and can be told to fail mid-generation. Tests and
-benchmarks use it to exercise the service without loading a model.
+It tokenises on word boundaries, honours max_tokens, stop strings, the repetition stop and aborts the
+way vLLM does, reports logprobs, counts its running requests, and can be told to fail mid-generation.
+Tests and benchmarks use it to exercise the service without loading a model.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from service.engine.base import (
 )
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
+#: The stop reason vLLM gives a sequence its repetition stop ended.
+REPETITION_DETECTED = "repetition_detected"
 _K = SamplingOptions(max_tokens=1)
 
 
@@ -182,6 +184,7 @@ class ScriptedEngine:
         text, stop = self._apply_stop(reply.text, options)
         pieces = _TOKEN.findall(text)
         self._running.add(request_id)
+        generated: list[int] = []
         try:
             for index, piece in enumerate(pieces):
                 if not self.healthy:
@@ -199,10 +202,17 @@ class ScriptedEngine:
                 else:
                     await asyncio.sleep(0)
                 logprob = self._logprob(reply, index, options, piece)
+                generated.append(self._id(piece))
+                if options.repetition is not None and options.repetition.found_in(generated):
+                    # checked after each token, as vLLM's scheduler does, with vLLM's stop reason
+                    yield self._chunk(
+                        piece, [generated[-1]], prompt_token_ids, logprob, "repetition", REPETITION_DETECTED
+                    )
+                    return
                 last = index == len(pieces) - 1
                 yield self._chunk(
                     piece,
-                    [self._id(piece)],
+                    [generated[-1]],
                     prompt_token_ids,
                     logprob,
                     "stop" if last else None,

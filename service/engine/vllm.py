@@ -16,6 +16,7 @@ from service.engine.base import (
     EngineError,
     EngineInputError,
     GenerationChunk,
+    RepetitionStop,
     SamplingOptions,
     StructuredOutput,
     TokenLogprob,
@@ -116,6 +117,19 @@ def _structured_outputs(structured: StructuredOutput | None) -> Any:
     if structured.json_schema is None:
         return StructuredOutputsParams(json_object=True)
     return StructuredOutputsParams(json=structured.json_schema)
+
+
+def _repetition_detection(repetition: RepetitionStop | None) -> Any:
+    """vLLM's own repetition stop (its scheduler checks it after every token)."""
+    if repetition is None:
+        return None
+    from vllm.sampling_params import RepetitionDetectionParams
+
+    return RepetitionDetectionParams(
+        max_pattern_size=repetition.max_pattern,
+        min_pattern_size=repetition.min_pattern,
+        min_count=repetition.min_count,
+    )
 
 
 def _convert_prompt_logprobs(entries: Any, token_ids: list[int], k: int) -> list[TokenLogprob | None]:
@@ -219,6 +233,7 @@ class VllmEngine:
                 frequency_penalty=options.frequency_penalty,
                 structured_outputs=_structured_outputs(options.structured),
                 prompt_logprobs=options.prompt_logprobs,
+                repetition_detection=_repetition_detection(options.repetition),
                 output_kind=RequestOutputKind.DELTA,
             )
         except (VLLMClientError, ValueError) as exc:  # options this vLLM refuses

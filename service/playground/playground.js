@@ -10,6 +10,11 @@
   const KEY_STORAGE = "ssrl-playground-api-key";
   const TAG = /<(\/?)(think|search|information|answer)>/g;
   const MAX_RETRIES_429 = 5;
+  const COMPARE_NOTE = "The three modes run at once, greedily. vLLM batches requests that run together, and the " +
+    "batch changes the arithmetic slightly: a question can get a different answer in another run, in any mode. " +
+    "Compare modes over many questions (ssrl-eval), not on one answer.";
+  const CLIENT_NOTE = "client: your own code runs each search (OpenAI tool calls); this page has no search " +
+    "of its own to run, so it does not offer it (see docs/bring-your-own-search.md)";
 
   const $ = (id) => document.getElementById(id);
 
@@ -209,9 +214,16 @@
     return blocks;
   }
 
+  /** A backend as the page names it: the server's description of it (the local index says which
+   *  corpus), else its name. */
+  function backendLabel(name) {
+    const labels = (page.options && page.options.backend_labels) || {};
+    return name ? labels[name] || name : "the search backend";
+  }
+
   function writerOf(step) {
     if (!step || step.source === "self") return { kind: "model", label: "written by the model" };
-    if (step.source === "real") return { kind: "real", label: "written by " + (step.backend || "the search backend") };
+    if (step.source === "real") return { kind: "real", label: "written by " + backendLabel(step.backend) };
     return {
       kind: "fallback",
       label: "written by the model (fallback: " + (step.backend || "backend") + " failed" +
@@ -222,7 +234,8 @@
   function latencyText(step) {
     if (!step || typeof step.latency_ms !== "number") return "";
     const ms = step.latency_ms;
-    return (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + " ms";
+    const time = (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + " ms";
+    return step.cache_hit ? "from the cache, " + time : time;
   }
 
   function setText(node, text) {
@@ -253,12 +266,23 @@
     return node;
   }
 
-  function updateBlock(node, block, step) {
+  /** What an unfinished block says once its run has ended (stopped, or cut off by an error or the
+   *  token budget); "" while the run goes on. */
+  function endedLabel(outcome) {
+    if (outcome === "running") return "";
+    return outcome === "stopped" ? "stopped" : "cut off";
+  }
+
+  function updateBlock(node, block, step, run) {
+    const ended = endedLabel(run.outcome);
     if (block.tag === "search") {
       const [, query, source, score] = node.children;
       setText(query, block.text);
-      setText(source, step ? step.source : "");
-      source.className = step ? "source source-" + step.source : "source";
+      // no step yet: in self mode the model answers every search itself; in the other modes a search
+      // the run ended before says so instead of leaving the badge out
+      const kind = step ? step.source : run.mode === "self" ? "self" : ended ? "ended" : "";
+      setText(source, kind === "ended" ? "not run (" + ended + ")" : kind);
+      source.className = kind ? "source source-" + kind : "source";
       setText(score, step && typeof step.uncertainty === "number" ? "uncertainty " + step.uncertainty.toFixed(2) : "");
     } else if (block.tag === "information") {
       const writer = writerOf(step);
@@ -268,8 +292,13 @@
       node.dataset.writer = writer.kind;
       setText(label, writer.label);
       setText(latency, writer.kind === "model" ? "" : latencyText(step));
-      setText(streaming, block.closed ? "" : "…");
+      setText(streaming, block.closed ? "" : ended || "…");
       setText(text, block.text);
+    } else if (block.tag === "answer") {
+      // the final answer is shown in the answer box: the trajectory only marks where it was given
+      const final = block.closed && block.text === run.shown;
+      node.dataset.final = String(final);
+      setText(node, final ? "" : block.text);
     } else {
       setText(node, block.text);
     }
@@ -293,6 +322,7 @@
       this.ended = null;
       this.outcome = "running";
       this.pending = false;
+      this.shown = ""; // the text in the answer box
       cells.head.textContent = mode;
       cells.head.dataset.mode = mode;
       this.setStatus("Asking…", "running");
@@ -333,6 +363,7 @@
 
     render() {
       const blocks = trajectoryBlocks(this.text, [...this.steps.values()]);
+      this.shown = this.shownAnswer(blocks);
       // Nodes are kept and updated in place: a block being read or clicked (an opened
       // <information>) is never replaced while the text streams in.
       const container = this.cells.trajectory;
@@ -344,7 +375,7 @@
           if (node) node.replaceWith(fresh); else container.append(fresh);
           node = fresh;
         }
-        updateBlock(node, block, step);
+        updateBlock(node, block, step, this);
       });
       while (container.children.length > blocks.length) container.lastElementChild.remove();
 
@@ -356,12 +387,20 @@
       const list = el("ol", "chips");
       list.append(...chips);
       this.cells.searches.replaceChildren(chips.length ? list : el("span", "none", this.mode === "off" ? "no search loop" : "no search yet"));
-      const last = blocks.filter((b) => b.tag === "answer").pop();
-      const answer = this.answer || (this.mode === "off" ? "" : (last ? last.text : ""));
+      const answer = this.shown;
       setText(this.cells.answer, answer);
       this.cells.answer.classList.toggle("empty", !answer);
+      this.cells.answer.classList.toggle("plain-reply", this.mode === "off"); // a chat reply, not an answer
       this.renderSources();
       this.renderStats();
+    }
+
+    /** The text in the answer box: the server's answer, else (while it streams) the last closed
+     *  <answer> of the trajectory; plain chat's whole reply in search mode off. */
+    shownAnswer(blocks) {
+      if (this.answer || this.mode === "off") return this.answer;
+      const last = blocks.filter((b) => b.tag === "answer" && b.closed).pop();
+      return last ? last.text : "";
     }
 
     /** The documents the answer came from, as links under it (web URLs only). */
@@ -508,11 +547,8 @@
     $("output").replaceChildren(title, view);
     $("status").textContent = "";
     $("stop").disabled = false;
-    const work = runs.map((run) => execute(run, question));
-    Promise.all(work).then(() => {
-      const stopped = runs.some((run) => run.outcome === "stopped");
-      $("status").textContent = stopped ? "Stopped." : "";
-    });
+    if (modes.length > 1) $("output").append(el("p", "note", COMPARE_NOTE));
+    runs.forEach((run) => execute(run, question)); // each run says how it ended in its own status
   }
 
   function stopAll() {
@@ -553,6 +589,14 @@
     $("model").textContent = options.model;
     const modes = options.modes.filter((mode) => PAGE_MODES.includes(mode));
     fillSelect($("mode"), modes, options.default_mode);
+    if (options.modes.includes("client")) {
+      const client = el("option", null, "client (see below)");
+      client.value = "client";
+      client.disabled = true;
+      client.title = CLIENT_NOTE;
+      $("mode").append(client);
+      $("mode-note").textContent = CLIENT_NOTE;
+    }
     fillSelect($("backend"), options.backends, options.default_backend);
     $("top-k").value = String(options.top_k);
     $("max-turns").value = String(options.max_turns);

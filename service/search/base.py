@@ -50,3 +50,12 @@ class SearchBackend(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and files."""
+
+
+@runtime_checkable
+class CachingBackend(Protocol):
+    """A backend that keeps results (the resilience layer's cache): the loop asks it first, so a step
+    can say its results came from the cache rather than the search engine."""
+
+    def cached(self, query: str, top_k: int) -> list[Doc] | None:
+        """The results a previous call left in the cache, without calling the backend; None if none."""

@@ -64,6 +64,34 @@ def backend_names() -> tuple[str, ...]:
     return BACKEND_NAMES
 
 
+def backend_label(name: str, settings: SearchSettings) -> str:
+    """A backend as a person reads it: the local index names its corpus; others go by their name."""
+    if name != "local":
+        return name
+    corpus = "Wikipedia summaries" if settings.corpus is None else settings.corpus.name
+    return f"local ({corpus}, BM25)"
+
+
+def configured_backends(settings: SearchSettings) -> list[str]:
+    """The backends this server's settings make usable (what a page may offer): the default
+    backend, ``local`` when its corpus and packages are here, an API backend with its key, and a
+    self-hosted one (retriever, SearXNG) whose address was set. Others would be a 400 (no key) or a
+    fallback on every search (nothing listening at the default address)."""
+
+    def usable(name: str) -> bool:
+        spec = BACKENDS[name]
+        if any(importlib.util.find_spec(module) is None for module, _ in spec.requires):
+            return False
+        if not spec.http:
+            return settings.corpus is not None or importlib.util.find_spec(EMBEDDED_PACKAGE) is not None
+        api = getattr(settings, name)
+        if spec.needs_key:
+            return api.api_key is not None and bool(api.api_key.get_secret_value())
+        return "base_url" in api.model_fields_set
+
+    return [name for name in BACKENDS if name == settings.backend or usable(name)]
+
+
 def _spec(name: str) -> BackendSpec:
     spec = BACKENDS.get(name)
     if spec is None:

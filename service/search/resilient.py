@@ -70,15 +70,21 @@ class ResilientBackend:
     def __repr__(self) -> str:
         return f"ResilientBackend({self.inner!r})"
 
+    def cached(self, query: str, top_k: int) -> list[Doc] | None:
+        """The cached results of ``query`` (a cache hit, counted), or None."""
+        hit = self._cache.get((normalise_query(query), top_k)) if self._cache is not None else None
+        if hit is None:
+            return None
+        self.metrics.cache_hits.labels(self.name).inc()
+        return list(hit)
+
     async def search(self, query: str, top_k: int) -> list[Doc]:
         key = (normalise_query(query), top_k)
         if not key[0]:
             return []
-        if self._cache is not None:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self.metrics.cache_hits.labels(self.name).inc()
-                return list(cached)
+        cached = self.cached(query, top_k)
+        if cached is not None:
+            return cached
         future = self._in_flight.get(key)
         if future is not None and not future.done():
             self.metrics.coalesced.labels(self.name).inc()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from service.agent.loop import AgentLoop, LoopConfig, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.prompts import PRESETS
 from service.agent.tags import CORRECTION, SEARCH_CLOSE
+from service.engine.base import RepetitionStop
 from service.engine.scripted import ScriptedEngine, ScriptedReply
 from service.search.base import Doc
+from service.search.metrics import SearchMetrics
+from service.search.resilient import ResilientBackend
 from tests.fakes import FakeBackend
 
 PROMPT = "<|user|>\nQuestion: What is the capital of France?\n<|assistant|>\n"
@@ -132,6 +136,20 @@ async def test_token_budget_ends_with_length() -> None:
     assert result.completion_tokens == 10
 
 
+async def test_a_turn_that_repeats_itself_ends_the_run_with_its_own_reason() -> None:
+    """After a real search, the next turn loops: the engine's repetition stop ends it, the loop ends
+    the run (no further turn), keeps the search, and says why."""
+    engine = ScriptedEngine(["<search> capital </search>", "<think> so" + " it is Paris and" * 40])
+    stop = RepetitionStop(max_pattern=8, min_count=4, min_pattern=2)
+    events, result = await run(engine, config(repetition=stop), FakeBackend())
+    assert [call.options.repetition for call in engine.calls] == [stop, stop]
+    assert result.finish_reason == "length" and result.trace.end_reason == "repetition"
+    assert result.answer is None and [s.source for s in result.trace.steps] == ["real"]
+    assert result.trace.turns[-1].completion_tokens == 2 + 4 * 4  # "<think>", " so", then 4 loops
+    assert result.trace.turns[-1].stopped_by == "repetition_detected"
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == result.trajectory
+
+
 async def test_budget_counts_injected_results() -> None:
     engine = ScriptedEngine(["<search> q </search>", "<answer> a </answer>"])
     long_doc = Doc("T", " ".join(["filler"] * 40))
@@ -242,3 +260,19 @@ async def test_results_are_clipped_to_passages() -> None:
     text = result.trace.steps[0].results[0].text
     assert text == " ".join(f"w{i}" for i in range(10)) + " ..."
     assert "w10 " not in result.trajectory and "w9 ..." in result.trajectory
+
+
+async def test_a_step_the_search_cache_answered_says_so() -> None:
+    """The resilience layer's cache is asked first: the second run of the same query is a cache hit,
+    marked on its step, and the backend is called once."""
+    fake = FakeBackend()
+    metrics = SearchMetrics(CollectorRegistry())
+    backend = ResilientBackend(fake, metrics)
+    hits = []
+    for _ in range(2):
+        engine = ScriptedEngine(["<search> capital </search>", "<answer> Paris </answer>"])
+        _, result = await run(engine, config(), backend)
+        hits.append(result.trace.steps[0].cache_hit)
+        assert [d.title for d in result.trace.steps[0].results][:1] == ["Paris"]
+    assert hits == [False, True] and fake.queries == [("capital", 3)]
+    assert metrics.cache_hits.labels("fake")._value.get() == 1

@@ -76,7 +76,7 @@ async def test_ask_real_returns_a_typed_result(call) -> None:
         "local",
         2,
     )
-    assert result.trace.end_reason == "answer"
+    assert result.trace.end_reason == result.end_reason == "answer"  # at the top, beside answer
     assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
     assert result.request_id == result.id and result.model == "smollm2-135m-instruct"
 
@@ -85,6 +85,25 @@ async def test_plain_chat_and_model_discovery(call) -> None:
     assert await call("models") == ["smollm2-135m-instruct"]
     result = await call("chat", [{"role": "user", "content": "Hi"}], search_mode="off", max_tokens=10)
     assert result.answer == "Hello there." and result.trace is None and result.trajectory is None
+    assert result.end_reason is None and result.stop_reason is None  # no loop in plain chat
+
+
+async def test_a_repetition_stop_is_at_the_top_of_the_result() -> None:
+    """The end reason beside answer and finish_reason, whole and streamed; vLLM's stop reason in off."""
+    engine = ScriptedEngine("<think> well" + " and so on" * 100)
+    async with running(make_app(engine)) as http:
+        client = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+        result = await client.ask("q", search_mode="self")
+        async with await client.ask("q", search_mode="real", stream=True) as stream:
+            done = [e async for e in stream][-1]
+        plain = await client.ask("q", search_mode="off")
+    assert (result.answer, result.finish_reason, result.end_reason) == (None, "length", "repetition")
+    assert isinstance(done, Done) and (done.finish_reason, done.end_reason) == ("length", "repetition")
+    assert (plain.finish_reason, plain.stop_reason, plain.end_reason) == (
+        "length",
+        "repetition_detected",
+        None,
+    )
 
 
 async def test_errors_are_typed(call) -> None:
@@ -127,6 +146,7 @@ def check_events(events: list) -> None:
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "Paris"
     done = events[-1]
     assert done.finish_reason == "stop" and done.trace.steps[0].source == "real"
+    assert done.end_reason == "answer" and done.stop_reason is None
     assert done.usage is not None and done.usage.completion_tokens > 0
 
 

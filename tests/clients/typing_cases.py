@@ -18,6 +18,9 @@ def sync_calls(client: Client, flag: bool) -> None:
     assert_type(client.ask("q", stream=True), Stream)
     assert_type(client.ask("q", search=lambda query: [{"title": "t", "text": query}]), ChatResult)
     assert_type(client.chat(MESSAGES, search=lambda query: "results"), ChatResult)
+    result = client.ask("q")
+    assert_type(result.end_reason, str | None)
+    assert_type(result.finish_reason, str | None)
 
 
 async def async_calls(client: AsyncClient, flag: bool) -> None:

@@ -85,7 +85,10 @@ async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
     assert summaries["real"].exact_match == 50.0 and summaries["real"].real_calls == 1.0
     assert summaries["self"].real_calls == 0.0
     assert summaries["off"].answer_rate == 100.0
-    table = markdown(list(summaries.values()), "t")
+    table = markdown(list(summaries.values()), "t", concurrency=3)
     assert "| real | 2 | 50.0 |" in table
+    # under the title, what to expect of greedy answers asked side by side
+    assert table.splitlines()[2].startswith("> Greedy decoding, up to 3 question(s) in flight")
+    assert "Greedy" not in markdown(list(summaries.values()), "t")
     plot(list(summaries.values()), tmp_path / "p.png", "t")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

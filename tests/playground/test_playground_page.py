@@ -30,6 +30,7 @@ from tests.helpers import MODEL
 from tests.playground.browser import Page, chrome, live
 
 ROOT = Path(__file__).resolve().parents[2]
+LOCAL = "local (Wikipedia summaries, BM25)"
 SELF_TEXT = (
     "<think> I remember this. </think>\n<search> capital of France </search>\n"
     "<information> Paris is the capital of France. </information>\n"
@@ -72,7 +73,9 @@ async def test_page_and_assets_are_served_with_a_strict_policy(serve) -> None:  
             assert page.text == files("service").joinpath("playground", "index.html").read_text()
         js = await client.get("/playground/playground.js")
         css = await client.get("/playground/playground.css")
-        assert js.status_code == css.status_code == 200
+        icon = await client.get("/favicon.ico")  # asked by every browser: never a 404
+        assert js.status_code == css.status_code == icon.status_code == 200
+        assert icon.headers["content-type"] == "image/svg+xml" and icon.content.startswith(b"<svg")
         assert js.headers["content-type"].startswith("text/javascript")
         assert css.headers["content-type"].startswith("text/css")
         assert (await client.get("/playground/other.js")).status_code == 404
@@ -85,7 +88,8 @@ async def test_options_tell_the_page_what_it_may_ask(serve) -> None:  # type: ig
         "model": MODEL,
         "modes": list(SEARCH_MODES),
         "default_mode": "real",
-        "backends": list(BACKEND_NAMES),
+        "backends": ["local"],  # the one this server can use (no key, no address set for the others)
+        "backend_labels": {**{name: name for name in BACKEND_NAMES}, "local": LOCAL},
         "default_backend": "local",
         "top_k": 3,
         "max_turns": 2,
@@ -163,7 +167,7 @@ def test_each_information_block_says_who_wrote_it(driver: WebDriver) -> None:
         assert run["chips"] == ["capital of France"] and run["sources"] == ["real"]
         assert run["scores"] == []  # no uncertainty outside entropy mode
         (info,) = run["infos"]
-        assert info["writer"] == "real" and info["label"] == "written by local"
+        assert info["writer"] == "real" and info["label"] == f"written by {LOCAL}"  # names the index
         assert re.fullmatch(r"\d+(\.\d)? ms", info["latency"])
         assert "Paris is the capital and largest city of France." in info["text"]
         assert run["thinks"] == ["I need to look it up.", "The results say Paris."]

@@ -154,7 +154,7 @@ def test_default_model_is_the_base_with_the_shipped_adapter_merged_once(
 
     monkeypatch.setattr(model_files, "_merge_adapter", merge)
     cache = tmp_path / "cache"
-    target = cache / "models" / "ssrl-smollm2-135m"
+    target = cache / "models" / "ssrl-smollm2-135m-bf16"
     assert resolve_model(None, cache) == str(target)
     assert merges == [(cache / "models" / "smollm2-135m-instruct", adapter)]
     assert json.loads((target / "config.json").read_text()) == {"merged": True}
@@ -210,3 +210,40 @@ def test_a_missing_adapter_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(model_files, "SSRL_ADAPTER_DIR", tmp_path / "nowhere")
     with pytest.raises(ModelNotAvailableError, match="adapter"):
         resolve_model(None, tmp_path / "cache")
+
+
+@pytest.mark.e2e  # runs transformers and peft as the real merge does: a minute to import on busy cores
+def test_a_merge_is_saved_in_the_dtype_vllm_serves(tmp_path: Path) -> None:
+    """A real merge of a tiny model: merged in float32, saved in bfloat16 (vLLM warned once per weight
+    when it rounded a float32 checkpoint into its bfloat16 parameters at every start), with the
+    values vLLM's own rounding of the float32 merge gives."""
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer, models
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2
+    )
+    base, adapter, out = tmp_path / "base", tmp_path / "adapter", tmp_path / "out"
+    LlamaForCausalLM(config).to(torch.float32).save_pretrained(base)
+    vocab = {f"t{i}": i for i in range(16)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="t0"))
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="t0").save_pretrained(base)
+    lora = peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft.get_peft_model(LlamaForCausalLM.from_pretrained(base), lora).save_pretrained(adapter)
+
+    model_files._merge_adapter(base, adapter, out)
+
+    saved = load_file(out / "model.safetensors")
+    assert {t.dtype for t in saved.values()} == {torch.bfloat16}
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    full = peft.PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+    expected = full.state_dict()["model.layers.0.self_attn.q_proj.weight"].to(torch.bfloat16)
+    assert torch.equal(saved["model.layers.0.self_attn.q_proj.weight"], expected)
+    assert not torch.equal(
+        expected,
+        load_file(base / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"].to(torch.bfloat16),
+    )
