@@ -12,6 +12,7 @@ from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEve
 from service.agent.runtime import PreparedAgent
 from service.engine.base import EngineError
 from service.errors import SearchBackendError, engine_failure
+from service.generation import merge_choices
 from service.metrics import ServiceMetrics
 from service.protocol import (
     SEARCH_TOOL,
@@ -30,8 +31,14 @@ from service.protocol import (
 )
 
 
-def _usage(result: LoopResult) -> Usage:
-    return Usage.of(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
+def _usage(results: list[LoopResult]) -> Usage:
+    """The usage of all choices together: each choice's turns, summed (every turn re-submits its
+    prompt, so the prompt of each choice counts; the prefix cache's share is in ``cached_tokens``)."""
+    return Usage.of(
+        sum(r.prompt_tokens for r in results),
+        sum(r.completion_tokens for r in results),
+        sum(r.cached_tokens for r in results),
+    )
 
 
 def _arguments(result: LoopResult) -> str:
@@ -59,9 +66,11 @@ def _argument_pieces(arguments: str, size: int = 16) -> list[str]:
 
 @dataclass(frozen=True)
 class AgentCompletion:
-    """A prepared agent run: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks
-    (the trajectory as reasoning_content deltas, each search step on a chunk as it happens, then the
-    answer as content with the finish reason and the whole trace)."""
+    """A prepared agent run of ``n`` choices, each its own trajectory (loop), run side by side over
+    the same prompt: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks (each
+    choice's trajectory as reasoning_content deltas, its search steps on chunks as they happen, then
+    its answer as content with its finish reason and its whole trace; every chunk after the first
+    carries one choice, so the chunk's ``search_step`` and ``search_trace`` are that choice's)."""
 
     prepared: PreparedAgent
     metrics: ServiceMetrics
@@ -70,11 +79,11 @@ class AgentCompletion:
     def completion_id(self) -> str:
         return self.prepared.completion_id
 
-    async def _events(self) -> AsyncIterator[LoopEvent]:
-        """The loop's events, its failures as the errors a client sees."""
+    async def _events(self, index: int) -> AsyncIterator[LoopEvent]:
+        """Choice ``index``'s loop events, its failures as the errors a client sees."""
         prepared = self.prepared
         try:
-            run = prepared.loop.run(prepared.prompt_ids, prepared.prefill, prepared.history)
+            run = prepared.loops[index].run(prepared.prompt_ids, prepared.prefill, prepared.history)
             async with aclosing(run) as events:
                 async for event in events:
                     yield event
@@ -83,27 +92,36 @@ class AgentCompletion:
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
-    def _record(self, result: LoopResult) -> Usage:
-        usage = _usage(result)
+    def _choices(self) -> AsyncGenerator[tuple[int, LoopEvent], None]:
+        """Every choice's events, interleaved as they come; the first failure fails the request."""
+        return merge_choices([self._events(i) for i in range(len(self.prepared.loops))])
+
+    def _record(self, results: list[LoopResult]) -> Usage:
+        usage = _usage(results)
         self.metrics.record_usage(usage)
-        for step in result.trace.steps:
-            self.metrics.search_steps.labels(self.prepared.mode, step.source).inc()
+        for result in results:
+            for step in result.trace.steps:
+                self.metrics.search_steps.labels(self.prepared.mode, step.source).inc()
         return usage
 
     async def complete(self) -> ChatCompletion:
-        """Run the loop to its end and build one ``chat.completion``."""
-        result: LoopResult | None = None
-        async for event in self._events():
-            if isinstance(event, LoopResult):
-                result = event
-        assert result is not None
-        usage = self._record(result)
+        """Run every choice's loop to its end and build one ``chat.completion``."""
+        results: dict[int, LoopResult] = {}
+        async with aclosing(self._choices()) as choices:
+            async for index, event in choices:
+                if isinstance(event, LoopResult):
+                    results[index] = event
+        ordered = [results[i] for i in range(len(self.prepared.loops))]
+        usage = self._record(ordered)
         return ChatCompletion(
             id=self.prepared.completion_id,
             model=self.prepared.model,
-            choices=[Choice(index=0, message=_message(result), finish_reason=result.finish_reason)],
+            choices=[
+                Choice(index=i, message=_message(r), finish_reason=r.finish_reason, search_trace=r.trace)
+                for i, r in enumerate(ordered)
+            ],
             usage=usage,
-            search_trace=result.trace,
+            search_trace=ordered[0].trace,
         )
 
     async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
@@ -111,6 +129,7 @@ class AgentCompletion:
         created = int(time.time())
 
         def chunk_of(
+            index: int,
             delta: DeltaMessage,
             finish: str | None = None,
             *,
@@ -121,34 +140,41 @@ class AgentCompletion:
                 id=prepared.completion_id,
                 created=created,
                 model=prepared.model,
-                choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
+                choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish)],
                 search_step=search_step,
                 search_trace=search_trace,
             )
 
-        yield chunk_of(DeltaMessage(role="assistant", content=""))
-        async for event in self._events():
-            if isinstance(event, TextDelta):
-                yield chunk_of(DeltaMessage.of_reasoning(event.text))
-            elif isinstance(event, StepEvent):
-                yield chunk_of(DeltaMessage(), search_step=event.step)
-            else:
-                usage = self._record(event)
-                if event.tool_query is not None:
-                    for delta in _tool_call_deltas(event):
-                        yield chunk_of(delta)
-                    last = DeltaMessage()
+        yield ChatCompletionChunk(
+            id=prepared.completion_id,
+            created=created,
+            model=prepared.model,
+            choices=[
+                ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(len(prepared.loops))
+            ],
+        )
+        results: dict[int, LoopResult] = {}
+        async with aclosing(self._choices()) as choices:
+            async for index, event in choices:
+                if isinstance(event, TextDelta):
+                    yield chunk_of(index, DeltaMessage.of_reasoning(event.text))
+                elif isinstance(event, StepEvent):
+                    yield chunk_of(index, DeltaMessage(), search_step=event.step)
                 else:
-                    last = DeltaMessage(content=event.answer)
-                yield chunk_of(last, event.finish_reason, search_trace=event.trace)
-                if prepared.include_usage:
-                    yield ChatCompletionChunk(
-                        id=prepared.completion_id,
-                        created=created,
-                        model=prepared.model,
-                        choices=[],
-                        usage=usage,
-                    )
+                    results[index] = event
+                    if event.tool_query is not None:
+                        for delta in _tool_call_deltas(event):
+                            yield chunk_of(index, delta)
+                        last = DeltaMessage()
+                    else:
+                        last = DeltaMessage(content=event.answer)
+                    yield chunk_of(index, last, event.finish_reason, search_trace=event.trace)
+        usage = self._record([results[i] for i in range(len(prepared.loops))])
+        if prepared.include_usage:
+            yield ChatCompletionChunk(
+                id=prepared.completion_id, created=created, model=prepared.model, choices=[], usage=usage
+            )
 
 
 def _tool_call_deltas(result: LoopResult) -> list[DeltaMessage]:

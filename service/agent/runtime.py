@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.agent.backends import BackendPool
 from service.agent.loop import AgentLoop, LoopConfig, PastSearch
@@ -25,6 +25,16 @@ from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
 
+#: Choice ``i`` of a seeded request samples with ``seed + i * CHOICE_SEED_STRIDE`` (its generation
+#: turn ``t`` adds ``t``), so the choices' seeds never meet and choice 0 keeps the request's seed.
+CHOICE_SEED_STRIDE = 2**32
+
+
+def choice_seed(seed: int | None, index: int) -> int | None:
+    """The seed of choice ``index`` of a request seeded with ``seed`` (None: unseeded)."""
+    return None if seed is None else (seed + index * CHOICE_SEED_STRIDE) % 2**63
+
+
 @dataclass(frozen=True)
 class PreparedAgent:
     completion_id: str
@@ -32,7 +42,8 @@ class PreparedAgent:
     mode: AgentMode
     prompt_ids: list[int]
     prefill: str
-    loop: AgentLoop
+    #: One loop per choice (``n``): independent trajectories over the same prompt.
+    loops: tuple[AgentLoop, ...]
     include_usage: bool
     #: search_mode client: the searches the caller ran for earlier requests.
     history: tuple[PastSearch, ...] = ()
@@ -86,8 +97,15 @@ class AgentRuntime:
         model: str,
         session_key: str | None = None,
     ) -> PreparedAgent:
-        if request.n != 1:
-            raise InvalidRequestError(f"n must be 1 with search_mode '{mode}'", param="n")
+        if request.n > self.settings.max_n:
+            raise InvalidRequestError(f"n must be at most {self.settings.max_n}", param="n")
+        if request.n > 1 and mode == "client":
+            raise InvalidRequestError(
+                "n must be 1 with search_mode 'client': each choice would end in its own tool call, "
+                "and a conversation continues one of them; send n requests, or use search_mode "
+                "'self', 'real' or 'entropy' for n trajectories in one request",
+                param="n",
+            )
         if request.logprobs:
             raise InvalidRequestError(
                 f"logprobs are not returned with search_mode '{mode}'; use search_mode 'off'",
@@ -144,8 +162,17 @@ class AgentRuntime:
                 param="messages",
             )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        loop = AgentLoop(engine, config, backend, completion_id, session_key)
+        loops = tuple(
+            AgentLoop(
+                engine,
+                replace(config, seed=choice_seed(config.seed, i)),
+                backend,
+                completion_id if request.n == 1 else f"{completion_id}-{i}",
+                session_key,
+            )
+            for i in range(request.n)
+        )
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return PreparedAgent(
-            completion_id, model, mode, prompt_ids, prefill, loop, include_usage, tuple(history)
+            completion_id, model, mode, prompt_ids, prefill, loops, include_usage, tuple(history)
         )
