@@ -24,7 +24,6 @@ from service.modes import check_mode_tools
 from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
-
 #: Choice ``i`` of a seeded request samples with ``seed + i * CHOICE_SEED_STRIDE`` (its generation
 #: turn ``t`` adds ``t``), so the choices' seeds never meet and choice 0 keeps the request's seed.
 CHOICE_SEED_STRIDE = 2**32

@@ -56,7 +56,9 @@ async def test_n_choices_are_independent_trajectories(mode: str) -> None:
         assert step["query"] == f"q{i}"
         assert step["source"] == ("self" if mode == "self" else "real")
         span = step["search_span"]
-        assert choice["message"]["reasoning_content"][span["start"] : span["end"]] == f"<search> q{i} </search>"
+        assert (
+            choice["message"]["reasoning_content"][span["start"] : span["end"]] == f"<search> q{i} </search>"
+        )
     assert body["search_trace"] == choices[0]["search_trace"]  # the top-level field: choice 0's
     # each choice samples with its own seed, every turn of it too; distinct engine request ids
     turns = 1 if mode == "self" else 2
