@@ -45,7 +45,7 @@ class Sampling:
     def request_seed(self, item_id: str) -> int | None:
         if self.seed is None:
             return None
-        return int.from_bytes(hashlib.sha256(f"{self.seed}:{item_id}".encode()).digest()[:6], "big")
+        return int.from_bytes(hashlib.sha256(f"{self.seed}:{item_id}".encode()).digest()[:4], "big")
 
     def params(self, item_id: str) -> dict[str, Any]:
         """The OpenAI fields of one question's request."""

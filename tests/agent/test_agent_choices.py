@@ -116,8 +116,12 @@ async def test_temperature_zero_gives_n_identical_choices() -> None:
 def test_choice_seeds_are_derived_from_the_request_seed() -> None:
     assert choice_seed(None, 3) is None
     assert choice_seed(7, 0) == 7  # n=1 keeps the request's seed
-    assert choice_seed(7, 2) == 7 + 2 * 2**32
-    assert choice_seed(2**63 - 1, 1) == (2**63 - 1 + 2**32) % 2**63
+    assert choice_seed(7, 2) == 7 + 2 * CHOICE_SEED_STRIDE
+    assert choice_seed(2**63 - 1, 1) == (2**63 - 1 + CHOICE_SEED_STRIDE) % 2**63
+    # torch's CPU generator keeps a seed's low 32 bits only: every choice's every turn must differ there
+    for seed in (0, 5, 2**40 + 7, 2**63 - 3):
+        low = {((choice_seed(seed, i) or 0) + turn) % 2**32 for i in range(128) for turn in range(16)}
+        assert len(low) == 128 * 16
 
 
 async def test_n_limits_and_client_mode() -> None:
