@@ -104,6 +104,7 @@ async def ask_one(
         "well_formed": mode == "off"
         or (trace is not None and trace.end_reason == "answer" and trace.corrections == 0),
         "information": information,
+        "queries": [s.query for s in steps],
         "real_calls": sum(1 for s in steps if s.source == "real"),
         "searches": len(steps),
         "tokens": result.usage.total_tokens if result.usage else 0,

@@ -17,7 +17,7 @@ from service.agent.runtime import AgentRuntime
 from service.engine.base import Engine
 from service.errors import install_error_handlers
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routes import chat, completions, models, ops, playground
+from service.routes import chat, completions, models, ops, playground, responses
 from service.search.base import SearchBackend
 from service.search.metrics import SearchMetrics
 from service.search.registry import backend_names, create_search_backend
@@ -155,6 +155,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(completions.router)
+    app.include_router(responses.router)
     app.include_router(models.router)
     app.include_router(ops.router)
     app.include_router(playground.router)

@@ -64,6 +64,13 @@ def prepare_chat(
         raise InvalidRequestError(f"n must be at most {settings.max_n}", param="n")
     if request.top_logprobs is not None and not request.logprobs:
         raise InvalidRequestError("top_logprobs requires logprobs to be true", param="top_logprobs")
+    if request.web_search_options is not None:
+        raise InvalidRequestError(
+            "web_search_options asks for web search, which search_mode 'off' (plain chat) does not "
+            "run: send search_mode 'real' (or 'entropy', 'self') with it, or leave it out",
+            param="web_search_options",
+            code="invalid_value",
+        )
     prompt_ids = render_prompt(engine, chat_messages(request))
     context = engine.max_model_len
     if len(prompt_ids) >= context:

@@ -82,7 +82,7 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-_KNOWN_ROUTES = ("/v1/chat/completions", "/v1/models", "/health", "/metrics", "/version")
+_KNOWN_ROUTES = ("/v1/chat/completions", "/v1/responses", "/v1/models", "/health", "/metrics", "/version")
 
 
 def route_label(path: str) -> str:

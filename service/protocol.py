@@ -125,6 +125,38 @@ class SearchOptions(BaseModel):
     rule: Literal["increase", "threshold"] | None = None
 
 
+#: ``web_search_options.search_context_size`` (and the Responses ``web_search`` tool's) as the number of
+#: results each real search injects; ``search.top_k`` in the body wins when both are given.
+SEARCH_CONTEXT_TOP_K: dict[str, int] = {"low": 1, "medium": 3, "high": 5}
+SearchContextSize = Literal["low", "medium", "high"]
+
+
+class ApproximateLocation(_Lenient):
+    city: str | None = None
+    country: str | None = None
+    region: str | None = None
+    timezone: str | None = None
+
+
+class UserLocation(_Lenient):
+    """Accepted as OpenAI sends it and not used: the search backends take no location."""
+
+    type: Literal["approximate"] = "approximate"
+    approximate: ApproximateLocation | None = None
+
+
+class WebSearchOptions(_Lenient):
+    """OpenAI's chat ``web_search_options``: honoured in the agent modes (``search_context_size`` sets
+    how many results each search injects); a 400 in plain chat, which searches nothing."""
+
+    search_context_size: SearchContextSize | None = None
+    user_location: UserLocation | None = None
+
+    def top_k(self) -> int | None:
+        size = self.search_context_size
+        return None if size is None else SEARCH_CONTEXT_TOP_K[size]
+
+
 def _default_if_null(cls: type[BaseModel], value: object, info: ValidationInfo) -> object:
     if value is None and info.field_name is not None:
         return cls.model_fields[info.field_name].default
@@ -165,6 +197,7 @@ class ChatCompletionRequest(_Lenient):
     user: str | None = Field(default=None, max_length=256)
     search_mode: SearchMode | None = None
     search: SearchOptions | None = None
+    web_search_options: WebSearchOptions | None = None
     response_format: ResponseFormat | None = None
     #: A function named ``search`` makes an agent request run in ``client`` mode; any other is a 400.
     tools: list[ToolSpec] | None = None
@@ -350,6 +383,22 @@ class ToolCallDelta(BaseModel):
     function: dict[str, str]
 
 
+class UrlCitation(BaseModel):
+    """A source of the answer: ``content[start_index:end_index]`` (code points) came from ``url``."""
+
+    url: str
+    title: str
+    start_index: int = Field(ge=0)
+    end_index: int = Field(ge=0)
+
+
+class UrlCitationAnnotation(BaseModel):
+    """OpenAI's chat-completions annotation of a web-search answer."""
+
+    type: Literal["url_citation"] = "url_citation"
+    url_citation: UrlCitation
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
@@ -359,6 +408,9 @@ class AssistantMessage(BaseModel):
     reasoning_content: str | None = None
     #: search_mode client: the search the caller should run. On the wire only when there is one.
     tool_calls: list[ToolCallOut] | None = Field(default=None, exclude_if=_unset)
+    #: Agent modes: the documents the answer came from (docs/sources-and-responses.md); plain chat
+    #: has none and leaves the key out.
+    annotations: list[UrlCitationAnnotation] | None = Field(default=None, exclude_if=_unset)
 
     @classmethod
     def of(cls, content: str | None, reasoning: str | None = None) -> AssistantMessage:
@@ -416,6 +468,8 @@ class DeltaMessage(BaseModel):
     reasoning: str | None = Field(default=None, exclude_if=_unset)
     reasoning_content: str | None = Field(default=None, exclude_if=_unset)
     tool_calls: list[ToolCallDelta] | None = Field(default=None, exclude_if=_unset)
+    #: Agent modes: the answer's sources, all at once on the chunk that carries the answer.
+    annotations: list[UrlCitationAnnotation] | None = Field(default=None, exclude_if=_unset)
 
     @classmethod
     def of_reasoning(cls, text: str) -> DeltaMessage:

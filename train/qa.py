@@ -286,6 +286,19 @@ class Rule:
     drop_the: bool = False
     #: Most words of the captured subject (for inverse rules, whose subject is a phrase).
     about_words: int = 8
+    #: The compiled pattern, when it does not depend on the article's title.
+    compiled: re.Pattern[str] | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if "{title}" not in self.pattern:
+            object.__setattr__(self, "compiled", re.compile(self.pattern))
+
+    def search(self, text: str, title: str) -> re.Match[str] | None:
+        """The rule's match in ``text`` (a pattern naming the title is compiled for this article: one
+        per article would crowd the other patterns out of re's small cache)."""
+        if self.compiled is not None:
+            return self.compiled.search(text)
+        return re.search(self.pattern.replace("{title}", re.escape(title)), text)
 
 
 RULES: tuple[Rule, ...] = (
@@ -427,8 +440,7 @@ def facts_of(doc: Doc, description: str, topic: str, result_words: int) -> list[
         if rule.topic is not None and rule.topic != topic:
             continue
         where = {"text": text, "lead": lead, "description": description.strip()}[rule.scope]
-        pattern = rule.pattern.replace("{title}", re.escape(title))
-        match = re.search(pattern, where)
+        match = rule.search(where, title)
         if match is None:
             continue
         kind = rule.kind.replace("{1}", _VERB_OF.get(match.group(1), match.group(1)))

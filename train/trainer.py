@@ -57,6 +57,8 @@ class TrainConfig:
     stop_at: int | None = None
     save_every: int = 25
     threads: int | None = None
+    #: An adapter to start from (a later round goes on from the earlier round's weights).
+    init_adapter: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class Trainer:
             task_type="CAUSAL_LM",
         )
         self.model = get_peft_model(base, lora)
+        if config.init_adapter is not None:
+            self._load_adapter(config.init_adapter)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
         self.step = 0
@@ -165,6 +169,19 @@ class Trainer:
                 child.unlink()
             self.checkpoint.rmdir()
         work.rename(self.checkpoint)
+
+    def _load_adapter(self, adapter: Path) -> None:
+        """Start from an earlier adapter's weights (its rank must be this run's)."""
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_file(str(adapter / "adapter_model.safetensors"))
+        state = {k: v.to(self.torch.float32) for k, v in weights.items()}
+        result = set_peft_model_state_dict(self.model, state)
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if missing:
+            raise ValueError(f"{adapter} does not fit this run's LoRA layers: {missing[:3]} ...")
+        logger.info("starting from the adapter in %s", adapter)
 
     def resume(self) -> bool:
         from peft import set_peft_model_state_dict

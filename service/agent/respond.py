@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from service.agent.citations import chat_annotations
 from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEvent, TextDelta
 from service.agent.runtime import PreparedAgent
 from service.engine.base import EngineError
@@ -31,7 +32,7 @@ from service.protocol import (
 )
 
 
-def _usage(results: list[LoopResult]) -> Usage:
+def _usage(results: Sequence[LoopResult]) -> Usage:
     """The usage of all choices together: each choice's turns, summed (every turn re-submits its
     prompt, so the prompt of each choice counts; the prefix cache's share is in ``cached_tokens``)."""
     return Usage.of(
@@ -50,13 +51,16 @@ def _message(result: LoopResult) -> AssistantMessage:
     (client mode), the tool call, with this request's trajectory in content too, because that is the
     field every client echoes back (LangChain's ChatOpenAI drops reasoning_content)."""
     if result.tool_query is None:
-        return AssistantMessage.of(result.answer, result.trajectory)
+        message = AssistantMessage.of(result.answer, result.trajectory)
+        message.annotations = chat_annotations(result.trace.steps, result.answer)
+        return message
     assert result.tool_call_id is not None
     call = ToolCallOut(
         id=result.tool_call_id, function=FunctionCall(name=SEARCH_TOOL, arguments=_arguments(result))
     )
     message = AssistantMessage.of(result.trajectory, result.trajectory)
     message.tool_calls = [call]
+    message.annotations = []
     return message
 
 
@@ -69,8 +73,9 @@ class AgentCompletion:
     """A prepared agent run of ``n`` choices, each its own trajectory (loop), run side by side over
     the same prompt: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks (each
     choice's trajectory as reasoning_content deltas, its search steps on chunks as they happen, then
-    its answer as content with its finish reason and its whole trace; every chunk after the first
-    carries one choice, so the chunk's ``search_step`` and ``search_trace`` are that choice's)."""
+    its answer as content with its annotations, its finish reason and its whole trace; every chunk
+    after the first carries one choice, so the chunk's ``search_step`` and ``search_trace`` are that
+    choice's)."""
 
     prepared: PreparedAgent
     metrics: ServiceMetrics
@@ -79,8 +84,10 @@ class AgentCompletion:
     def completion_id(self) -> str:
         return self.prepared.completion_id
 
-    async def _events(self, index: int) -> AsyncIterator[LoopEvent]:
-        """Choice ``index``'s loop events, its failures as the errors a client sees."""
+    async def events(self, index: int = 0) -> AsyncIterator[LoopEvent]:
+        """Choice ``index``'s loop events, its failures as the errors a client sees (what every wire
+        shape of an agent run is made from: these chunks, and the Responses API's items and events,
+        which have one choice)."""
         prepared = self.prepared
         try:
             run = prepared.loops[index].run(prepared.prompt_ids, prepared.prefill, prepared.history)
@@ -92,11 +99,12 @@ class AgentCompletion:
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
-    def _choices(self) -> AsyncGenerator[tuple[int, LoopEvent], None]:
+    def choices(self) -> AsyncGenerator[tuple[int, LoopEvent], None]:
         """Every choice's events, interleaved as they come; the first failure fails the request."""
-        return merge_choices([self._events(i) for i in range(len(self.prepared.loops))])
+        return merge_choices([self.events(i) for i in range(len(self.prepared.loops))])
 
-    def _record(self, results: list[LoopResult]) -> Usage:
+    def record(self, *results: LoopResult) -> Usage:
+        """The run's usage (all its choices'), counted in the metrics once."""
         usage = _usage(results)
         self.metrics.record_usage(usage)
         for result in results:
@@ -107,12 +115,12 @@ class AgentCompletion:
     async def complete(self) -> ChatCompletion:
         """Run every choice's loop to its end and build one ``chat.completion``."""
         results: dict[int, LoopResult] = {}
-        async with aclosing(self._choices()) as choices:
+        async with aclosing(self.choices()) as choices:
             async for index, event in choices:
                 if isinstance(event, LoopResult):
                     results[index] = event
         ordered = [results[i] for i in range(len(self.prepared.loops))]
-        usage = self._record(ordered)
+        usage = self.record(*ordered)
         return ChatCompletion(
             id=self.prepared.completion_id,
             model=self.prepared.model,
@@ -155,7 +163,7 @@ class AgentCompletion:
             ],
         )
         results: dict[int, LoopResult] = {}
-        async with aclosing(self._choices()) as choices:
+        async with aclosing(self.choices()) as choices:
             async for index, event in choices:
                 if isinstance(event, TextDelta):
                     yield chunk_of(index, DeltaMessage.of_reasoning(event.text))
@@ -166,11 +174,12 @@ class AgentCompletion:
                     if event.tool_query is not None:
                         for delta in _tool_call_deltas(event):
                             yield chunk_of(index, delta)
-                        last = DeltaMessage()
+                        last = DeltaMessage(annotations=[])
                     else:
-                        last = DeltaMessage(content=event.answer)
+                        annotations = chat_annotations(event.trace.steps, event.answer)
+                        last = DeltaMessage(content=event.answer, annotations=annotations)
                     yield chunk_of(index, last, event.finish_reason, search_trace=event.trace)
-        usage = self._record([results[i] for i in range(len(prepared.loops))])
+        usage = self.record(*(results[i] for i in range(len(prepared.loops))))
         if prepared.include_usage:
             yield ChatCompletionChunk(
                 id=prepared.completion_id, created=created, model=prepared.model, choices=[], usage=usage

@@ -91,6 +91,14 @@ class AgentRuntime:
         ]
         return agent_messages(messages[last_user].text(), template, system), prefill, history
 
+    def _top_k(self, request: ChatCompletionRequest) -> int:
+        """Results per search: ``search.top_k``, else ``web_search_options.search_context_size``
+        (low 1, medium 3, high 5), else the server's ``search.top_k``."""
+        if request.search and request.search.top_k is not None:
+            return request.search.top_k
+        sized = request.web_search_options.top_k() if request.web_search_options else None
+        return sized if sized is not None else self.settings.search.top_k
+
     async def prepare(
         self,
         request: ChatCompletionRequest,
@@ -98,7 +106,11 @@ class AgentRuntime:
         engine: Engine,
         model: str,
         session_key: str | None = None,
+        completion_id: str | None = None,
     ) -> PreparedAgent:
+        """The agent run of ``request`` (its id ``completion_id``, a fresh ``chatcmpl-`` one by
+        default): checked, its prompt rendered, its loops (one per choice) configured; every wire shape (chat
+        completions, the Responses API) runs through here."""
         if request.n > self.settings.max_n:
             raise InvalidRequestError(f"n must be at most {self.settings.max_n}", param="n")
         if request.n > 1 and mode == "client":
@@ -121,7 +133,7 @@ class AgentRuntime:
                 param="response_format",
             )
         options = request.search
-        top_k = options.top_k if options and options.top_k is not None else self.settings.search.top_k
+        top_k = self._top_k(request)
         check_mode_tools(request, mode)
         chat, prefill, history = self._messages(request, mode, top_k)
         prompt_ids = render_prompt(engine, chat)
@@ -163,7 +175,7 @@ class AgentRuntime:
                 f"the messages hold {len(history)} searches, more than max_turns ({config.max_turns})",
                 param="messages",
             )
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        completion_id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
         loops = tuple(
             AgentLoop(
                 engine,

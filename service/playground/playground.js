@@ -282,6 +282,7 @@
       this.cells = cells; // {head, answer, searches, stats, trajectory, status}
       this.text = "";
       this.answer = "";
+      this.sources = []; // the answer's url_citation annotations
       this.steps = new Map(); // the search steps streamed so far, by index (the trace's replace them)
       this.trace = null;
       this.httpStatus = null; // of the response the chunks come in
@@ -314,6 +315,7 @@
         }
         if (delta.reasoning_content) this.text += delta.reasoning_content;
         if (delta.content) this.answer += delta.content;
+        if (delta.annotations) this.sources = delta.annotations;
         if (choice.finish_reason) this.finish = choice.finish_reason;
       }
       if (chunk.search_trace) {
@@ -358,7 +360,29 @@
       const answer = this.answer || (this.mode === "off" ? "" : (last ? last.text : ""));
       setText(this.cells.answer, answer);
       this.cells.answer.classList.toggle("empty", !answer);
+      this.renderSources();
       this.renderStats();
+    }
+
+    /** The documents the answer came from, as links under it (web URLs only). */
+    renderSources() {
+      const cited = this.sources.map((a) => a.url_citation).filter((c) => c && /^https?:\/\//i.test(c.url));
+      if (!cited.length) {
+        this.cells.sources.replaceChildren();
+        return;
+      }
+      const list = el("ul", "source-links");
+      for (const citation of cited) {
+        const link = el("a", null, citation.title || citation.url);
+        link.href = citation.url;
+        link.title = citation.url;
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+        const item = el("li");
+        item.append(link);
+        list.append(item);
+      }
+      this.cells.sources.replaceChildren(el("span", "sources-label", "Sources"), list);
     }
 
     renderStats() {
@@ -451,8 +475,10 @@
   }
 
   // -- views ------------------------------------------------------------------------------------
-  const ROWS = ["head", "status", "answer", "searches", "stats", "trajectory"];
-  const ROW_TAGS = { head: "h2", status: "p", answer: "div", searches: "div", stats: "div", trajectory: "div" };
+  const ROWS = ["head", "status", "answer", "sources", "searches", "stats", "trajectory"];
+  const ROW_TAGS = {
+    head: "h2", status: "p", answer: "div", sources: "div", searches: "div", stats: "div", trajectory: "div",
+  };
 
   function cellsFor() {
     const cells = {};
@@ -475,7 +501,7 @@
       for (const row of ROWS) for (const run of runs) view.append(run.cells[row]);
     } else {
       const run = runs[0];
-      for (const row of ["head", "status", "trajectory", "answer", "stats"]) view.append(run.cells[row]);
+      for (const row of ["head", "status", "trajectory", "answer", "sources", "stats"]) view.append(run.cells[row]);
     }
     const title = el("p", "asked");
     title.append(el("span", "asked-label", "Question: "), el("span", "asked-text", question));

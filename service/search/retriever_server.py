@@ -2,9 +2,11 @@
 
 POST /retrieve ``{"queries": [...], "topk": k, "return_scores": true}`` answers
 ``{"result": [[{"document": {"id", "contents"}, "score"}, ...], ...]}``, one list per query
-(without scores: ``[[{"id", "contents"}, ...]]``), so deployments can run search as a service of its
-own and point the ``retriever`` backend (or Search-R1's own code) at it. GET /health says whether the
-index is loaded and how many documents it holds.
+(without scores: ``[[{"id", "contents"}, ...]]``); a document with a URL (every article of the
+embedded corpus: its Wikipedia page) carries it as ``"url"`` beside them, so results keep their
+source. Deployments can run search as a service of its own and point the ``retriever`` backend (or
+Search-R1's own code) at it. GET /health says whether the index is loaded and how many documents it
+holds.
 """
 
 from __future__ import annotations
@@ -118,6 +120,8 @@ def create_retriever_app(settings: RetrieverSettings, index: LocalIndex | None =
             for position, score in per_query:
                 doc = corpus.docs[position]
                 document = {"id": corpus.ids[position], "contents": format_contents(doc.title, doc.text)}
+                if doc.url:  # beside Search-R1's two keys, so that results keep their source
+                    document["url"] = doc.url
                 documents.append(
                     {"document": document, "score": score} if request.return_scores else document
                 )

@@ -24,7 +24,10 @@ N = 3
 def messages(question: str) -> list[dict[str, str]]:
     # a system message no earlier request sent: the prompt is not in the prefix cache before this
     # request, so what choices find cached there, they share with each other
-    return [{"role": "system", "content": f"Session {uuid.uuid4().hex}."}, {"role": "user", "content": question}]
+    return [
+        {"role": "system", "content": f"Session {uuid.uuid4().hex}."},
+        {"role": "user", "content": question},
+    ]
 
 
 @pytest.mark.parametrize("mode", ["self", "real", "entropy"])

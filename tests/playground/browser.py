@@ -92,7 +92,8 @@ class Page:
             self.el("ask").click()
 
     def runs(self) -> list[dict[str, Any]]:
-        """Each run on the page: its mode, status, answer, chips, information blocks and stats."""
+        """Each run on the page: its mode, status, answer, its source links, chips, information
+        blocks and stats."""
         script = """
         const heads = [...document.querySelectorAll('#output h2.head')];
         const view = document.querySelector('#output .view');
@@ -105,6 +106,9 @@ class Page:
           status: cells('status')[i].textContent,
           httpStatus: cells('status')[i].dataset.status || null,
           answer: cells('answer')[i].textContent,
+          links: [...cells('sources')[i].querySelectorAll('a')].map(a => ({
+            text: a.textContent, href: a.getAttribute('href'), target: a.target, rel: a.rel,
+          })),
           chips: texts(i, '.search .query'),
           sources: texts(i, '.search .source'),
           scores: texts(i, '.search .uncertainty'),

@@ -22,6 +22,7 @@ from service.engine.base import SamplingOptions
 from service.engine.scripted import ScriptedEngine
 from service.protocol import BACKEND_NAMES, SEARCH_MODES
 from service.routes.playground import ASSETS
+from service.search.base import Doc
 from service.settings import Settings
 from tests.conftest import build_app
 from tests.fakes import FakeBackend
@@ -312,3 +313,35 @@ def test_an_error_mid_stream_keeps_the_responses_status(driver: WebDriver) -> No
         (run,) = page.wait_finished(30)
     assert run["outcome"] == "error" and run["httpStatus"] == "200", run  # the stream had begun
     assert run["status"] == ("The server reported an error mid-stream: the engine failed: scripted failure")
+
+
+def test_the_answer_shows_its_sources_as_links(driver: WebDriver) -> None:
+    docs = [
+        Doc(
+            "Paris", "Paris is the capital and largest city of France.", "https://en.wikipedia.org/wiki/Paris"
+        ),
+        Doc("Trap", "Paris, says a page whose link is a script.", "javascript:alert(1)"),
+        Doc("France", "France is a country; its capital is Paris.", "https://en.wikipedia.org/wiki/France"),
+    ]
+    app = build_app(
+        Settings(model=MODEL, search_mode="real"),
+        engine=scripted(),
+        search={"local": FakeBackend(docs, name="local")},
+    )
+    with live(app) as url:
+        page = Page(driver, url).open()
+        page.ask("What is the capital of France?", "real")
+        (real,) = page.wait_finished(30)
+        page.ask("What is the capital of France?", "self")
+        (self_run,) = page.wait_finished(30)
+        page.el("compare").click()
+        compared = page.wait_finished(60)
+    assert real["answer"] == "Paris"
+    # only web URLs become links, each opening apart from the page
+    assert [(link["text"], link["href"]) for link in real["links"]] == [
+        ("Paris", "https://en.wikipedia.org/wiki/Paris"),
+        ("France", "https://en.wikipedia.org/wiki/France"),
+    ]
+    assert all(link["target"] == "_blank" and link["rel"] == "noopener noreferrer" for link in real["links"])
+    assert self_run["answer"] == "Paris" and self_run["links"] == []  # the model's own results: no source
+    assert {run["mode"]: len(run["links"]) for run in compared} == {"self": 0, "real": 2, "entropy": 2}

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from service.search.base import SearchError
+from service.search.corpus import wikipedia_url
 from service.search.local import LocalIndex
 from service.search.metrics import SearchMetrics
 from service.search.resilient import ResilientBackend
@@ -67,7 +68,10 @@ async def test_retrieval_server_speaks_the_search_r1_api(retrieval_server: FastA
     hit = scored["result"][0][0]
     assert hit["document"]["contents"].startswith('"Hamlet"\n') and isinstance(hit["score"], float)
     assert hit["document"]["id"].isdigit()
-    assert set(plain["result"][0][0]) == {"id", "contents"}
+    # beside Search-R1's keys, each embedded article's Wikipedia URL (results keep their source)
+    assert set(plain["result"][0][0]) == {"id", "contents", "url"}
+    assert plain["result"][0][0]["url"] == "https://en.wikipedia.org/wiki/Hamlet"
+    assert hit["document"]["url"] == "https://en.wikipedia.org/wiki/Hamlet"
     assert (too_big.status_code, too_many.status_code, no_queries.status_code) == (400, 400, 422)
     assert health == {"status": "ok", "documents": 10_033}
 
@@ -103,6 +107,8 @@ async def test_retriever_backend_against_the_retrieval_server(retrieval_server: 
     assert "Photosynthesis" in [d.title for d in answers[1]]
     assert "Paris" in [d.title for d in answers[2]]
     assert all(d.score is not None for docs in answers for d in docs)
+    # the URL travels through the server and the backend: the agent can cite it
+    assert all(d.url == wikipedia_url(d.title) for docs in answers for d in docs)
 
 
 async def test_n_concurrent_queries_make_exactly_one_post() -> None:
