@@ -55,6 +55,9 @@ async def test_n_choices_are_independent_trajectories(mode: str) -> None:
         [step] = trace["steps"]
         assert step["query"] == f"q{i}"
         assert step["source"] == ("self" if mode == "self" else "real")
+        # each answer cites its own trajectory's sources (self-written information never)
+        cited = [a["url_citation"]["url"] for a in choice["message"]["annotations"]]
+        assert cited == ([] if mode == "self" else ["https://en.wikipedia.org/wiki/Paris"])
         span = step["search_span"]
         assert (
             choice["message"]["reasoning_content"][span["start"] : span["end"]] == f"<search> q{i} </search>"
