@@ -1,4 +1,5 @@
-"""``ssrl-eval``: run a QA set through the service in several modes; write results, a table and a plot."""
+"""``ssrl-eval``: run a QA set through the service in several modes; write results, a table and a plot
+(with ``--samples K``: K sampled trajectories per question, pass@k and maj@k by k)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
-from evals.datasets import load_dataset
-from evals.report import markdown, plot, summarise
+from evals.datasets import QAItem, load_dataset
+from evals.report import markdown, markdown_samples, plot, plot_samples, summarise, summarise_samples
 from evals.runner import read_results, run_eval
+from evals.sampling import Sampling, read_samples, run_samples
 from service.protocol import SearchMode
 from ssrl_client import AsyncClient
 
@@ -56,6 +59,26 @@ class EvalSettings(BaseSettings):
         description="Start each trajectory with a search for the question (a prefill), for models that "
         "do not write the tags themselves, such as the embedded SmolLM2.",
     )
+    samples: int = Field(
+        default=1,
+        ge=1,
+        le=128,
+        description="Trajectories per question and mode (K); above 1, one request of n=K each, scored by "
+        "pass@k, maj@k and answered@k into samples.jsonl, samples.md and samples.png.",
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature; unset = greedy (the server's agent default) with one sample, "
+        "1.0 with --samples above 1.",
+    )
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="Nucleus sampling; unset = 1.0.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed; each question's request gets a seed derived from it and the question's id.",
+    )
 
 
 @contextlib.asynccontextmanager
@@ -69,8 +92,52 @@ async def service_client(settings: EvalSettings) -> AsyncIterator[AsyncClient]:
     from service.app import create_app, in_process
     from service.settings import Settings
 
-    async with in_process(create_app(Settings()), timeout=None, wait_for_engine=True) as http:
+    settings_ = Settings()
+    if settings.samples > settings_.max_n:  # the in-process server takes n = K
+        settings_ = settings_.model_copy(update={"max_n": settings.samples})
+    async with in_process(create_app(settings_), timeout=None, wait_for_engine=True) as http:
         yield AsyncClient(base_url=str(http.base_url), http_client=http, max_retries=3)
+
+
+def _title(settings: EvalSettings, items: list[QAItem]) -> str:
+    name = settings.dataset.name if settings.dataset else "fanoutqa dev (single-hop)"
+    return f"{name}, {len(items)} questions" + (", first search forced" if settings.force_search else "")
+
+
+async def evaluate_samples(settings: EvalSettings, items: list[QAItem], options: dict[str, Any]) -> Path:
+    """K trajectories per question and mode; pass@k, maj@k and answered@k by k."""
+    sampling = Sampling(
+        k=settings.samples,
+        temperature=1.0 if settings.temperature is None else settings.temperature,
+        top_p=1.0 if settings.top_p is None else settings.top_p,
+        seed=settings.seed,
+    )
+    results = settings.output / "samples.jsonl"
+    async with service_client(settings) as client:
+        await run_samples(
+            client,
+            items,
+            settings.modes,
+            results,
+            sampling=sampling,
+            concurrency=settings.concurrency,
+            options=options,
+            progress=settings.progress,
+            force_search=settings.force_search,
+        )
+    wanted = {item.id for item in items}
+    rows = [r for r in read_samples(results, sampling) if r["id"] in wanted and r["mode"] in settings.modes]
+    summaries = summarise_samples(rows, settings.modes, sampling.k)
+    seed = "unseeded" if sampling.seed is None else f"seed {sampling.seed}"
+    title = (
+        f"{_title(settings, items)}, K={sampling.k}, temperature {sampling.temperature:g}, "
+        f"top_p {sampling.top_p:g}, {seed}"
+    )
+    table = markdown_samples(summaries, title)
+    (settings.output / "samples.md").write_text(table)
+    plot_samples(summaries, settings.output / "samples.png", title)
+    print(table)
+    return settings.output
 
 
 async def evaluate(settings: EvalSettings) -> Path:
@@ -81,8 +148,15 @@ async def evaluate(settings: EvalSettings) -> Path:
             file=sys.stderr,
         )
     items = items[: settings.limit] if settings.limit else items
+    options: dict[str, Any] = {
+        "max_tokens": settings.max_tokens,
+        "backend": settings.backend,
+        "top_k": settings.top_k,
+    }
+    if settings.samples > 1:
+        return await evaluate_samples(settings, items, options)
+    options |= {"temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed}
     results = settings.output / "results.jsonl"
-    options = {"max_tokens": settings.max_tokens, "backend": settings.backend, "top_k": settings.top_k}
     async with service_client(settings) as client:
         await run_eval(
             client,
@@ -97,8 +171,7 @@ async def evaluate(settings: EvalSettings) -> Path:
     wanted = {item.id for item in items}
     rows = [r for r in read_results(results) if r["id"] in wanted and r["mode"] in settings.modes]
     summaries = summarise(rows, settings.modes)
-    name = settings.dataset.name if settings.dataset else "fanoutqa dev (single-hop)"
-    title = f"{name}, {len(items)} questions" + (", first search forced" if settings.force_search else "")
+    title = _title(settings, items)
     table = markdown(summaries, title, concurrency=settings.concurrency)
     (settings.output / "report.md").write_text(table)
     plot(summaries, settings.output / "report.png", title)

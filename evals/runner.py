@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from evals.datasets import QAItem
 from evals.scoring import contains_answer, exact_match, f1_score
-from ssrl_client import AsyncClient, SSRLError
+from ssrl_client import AsyncClient, ChatResult, SSRLError
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +46,28 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+async def send(
+    client: AsyncClient, item: QAItem, mode: str, options: dict[str, Any], force_search: bool = False
+) -> ChatResult:
+    """Ask one question in one mode; ``options`` are the search options (backend, top_k) and OpenAI
+    fields (max_tokens, n, temperature...). ``force_search`` starts the trajectory with a search for
+    the question itself (a prefill), for models that do not write the tags on their own."""
+    if force_search and mode != "off":
+        options = dict(options)
+        names = ("backend", "top_k", "max_turns", "threshold")
+        search: dict[str, Any] = {k: options.pop(k) for k in names if k in options}
+        messages: list[dict[str, Any]] = [
+            {"role": "user", "content": item.question},
+            {"role": "assistant", "content": f"<search> {item.question} </search>"},
+        ]
+        return await client.chat(messages, search_mode=mode, search=search, **options)
+    return await client.ask(item.question, search_mode=mode, **options)
+
+
 async def ask_one(
     client: AsyncClient, item: QAItem, mode: str, options: dict[str, Any], force_search: bool = False
 ) -> dict[str, Any]:
-    """One question in one mode. ``force_search`` starts the trajectory with a search for the
-    question itself (a prefill), for models that do not write the tags on their own."""
+    """One question in one mode (see ``send``), scored."""
     started = time.perf_counter()
     row: dict[str, Any] = {
         "id": item.id,
@@ -59,16 +76,7 @@ async def ask_one(
         "golden": list(item.golden_answers),
     }
     try:
-        if force_search and mode != "off":
-            options = dict(options)
-            search: dict[str, Any] = {k: options.pop(k) for k in ("backend", "top_k") if k in options}
-            messages: list[dict[str, Any]] = [
-                {"role": "user", "content": item.question},
-                {"role": "assistant", "content": f"<search> {item.question} </search>"},
-            ]
-            result = await client.chat(messages, search_mode=mode, search=search, **options)
-        else:
-            result = await client.ask(item.question, search_mode=mode, **options)
+        result = await send(client, item, mode, options, force_search)
     except SSRLError as exc:
         return {**row, "error": f"{type(exc).__name__}: {exc}", "latency_s": time.perf_counter() - started}
     answer = result.answer if mode != "off" else (result.answer or "").strip()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TypeVar
 
 from jinja2 import TemplateError
 
@@ -15,6 +16,8 @@ from service.errors import InvalidRequestError
 from service.protocol import ChatCompletionRequest, CompletionRequest, RepetitionDetection
 from service.settings import RepetitionSettings
 from service.validation import structured_output
+
+T = TypeVar("T")
 
 #: The lowest logprob on the wire: JSON has no -inf (vLLM and OpenAI clamp to this too).
 MIN_LOGPROB = -9999.0
@@ -118,17 +121,16 @@ def sampling_options(
     ]
 
 
-async def merge_choices(
-    streams: Sequence[AsyncIterator[GenerationChunk]],
-) -> AsyncGenerator[tuple[int, GenerationChunk], None]:
-    """Interleave the output of several sequences; closing this closes (aborts) them all."""
+async def merge_choices(streams: Sequence[AsyncIterator[T]]) -> AsyncGenerator[tuple[int, T], None]:
+    """Interleave the output of several sequences (engine chunks, or agent loop events), each item
+    with its stream's index; the first failure is raised; closing this closes (aborts) them all."""
     if len(streams) == 1:
         async for chunk in streams[0]:
             yield 0, chunk
         return
-    queue: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, T | BaseException | None]] = asyncio.Queue()
 
-    async def pump(index: int, stream: AsyncIterator[GenerationChunk]) -> None:
+    async def pump(index: int, stream: AsyncIterator[T]) -> None:
         try:
             async for chunk in stream:
                 await queue.put((index, chunk))

@@ -457,6 +457,9 @@ class Choice(BaseModel):
     #: vLLM's (plain chat): the stop string or token id that ended the text, or
     #: ``repetition_detected`` for the repetition stop; on the wire only when there is one.
     stop_reason: int | str | None = Field(default=None, exclude_if=_unset)
+    #: Not OpenAI's key: what the search loop did for this choice (agent modes; each of ``n``
+    #: choices has its own trajectory). On the wire only in agent modes.
+    search_trace: SearchTrace | None = Field(default=None, exclude_if=_unset)
 
 
 class PromptTokensDetails(BaseModel):
@@ -487,7 +490,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str | None = None
-    #: What the search loop did (agent modes); null in plain chat.
+    #: What the search loop did (agent modes): choice 0's trace (each choice carries its own, the
+    #: same object for choice 0); null in plain chat.
     search_trace: SearchTrace | None = None
 
 

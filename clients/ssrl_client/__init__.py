@@ -26,6 +26,7 @@ from ssrl_client.client import AsyncClient, Client
 from ssrl_client.types import (
     AnswerDelta,
     ChatResult,
+    ChoiceResult,
     Doc,
     Done,
     GenerationTurn,
@@ -34,6 +35,7 @@ from ssrl_client.types import (
     SearchStepEvent,
     SearchTrace,
     StreamEvent,
+    TextSpan,
     Usage,
 )
 
@@ -48,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatResult",
+    "ChoiceResult",
     "Client",
     "Doc",
     "Done",
@@ -66,6 +69,7 @@ __all__ = [
     "ServerError",
     "Stream",
     "StreamEvent",
+    "TextSpan",
     "Usage",
     "session_key",
 ]

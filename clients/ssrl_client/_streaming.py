@@ -40,19 +40,29 @@ class _Decoder:
             status = 502 if error.get("code") == "search_failed" else 500
             raise status_error(status, chunk, self.request_id, self.response)
         out: list[StreamEvent] = []
+        choices = chunk.get("choices") or []
+        # Every chunk but the first carries one choice: its search step and trace are that choice's.
+        owner = choices[0].get("index", 0) if len(choices) == 1 else 0
         if chunk.get("search_step"):
-            out.append(SearchStepEvent(step=SearchStep.model_validate(chunk["search_step"])))
-        for choice in chunk.get("choices") or []:
+            step = SearchStep.model_validate(chunk["search_step"])
+            out.append(SearchStepEvent(step=step, index=owner))
+        for choice in choices:
+            index = choice.get("index", 0)
             delta = choice.get("delta") or {}
             if delta.get("reasoning_content"):
-                out.append(ReasoningDelta(text=delta["reasoning_content"]))
+                out.append(ReasoningDelta(text=delta["reasoning_content"], index=index))
             if delta.get("content"):
-                out.append(AnswerDelta(text=delta["content"]))
+                out.append(AnswerDelta(text=delta["content"], index=index))
             if choice.get("finish_reason"):
-                self.done.finish_reason = choice["finish_reason"]
-                self.done.stop_reason = choice.get("stop_reason")
+                self.done.finish_reasons[index] = choice["finish_reason"]
+                if index == 0:
+                    self.done.finish_reason = choice["finish_reason"]
+                    self.done.stop_reason = choice.get("stop_reason")
         if chunk.get("search_trace"):
-            self.done.trace = SearchTrace.model_validate(chunk["search_trace"])
+            trace = SearchTrace.model_validate(chunk["search_trace"])
+            self.done.traces[owner] = trace
+            if owner == 0:
+                self.done.trace = trace
         if chunk.get("usage"):
             self.done.usage = Usage.from_wire(chunk["usage"])
         return out

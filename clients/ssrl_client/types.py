@@ -18,9 +18,19 @@ class Doc(_Model):
     score: float | None = None
 
 
+class TextSpan(_Model):
+    """Where a block lies in the trajectory: ``trajectory[start:end]`` (tags included; characters)."""
+
+    start: int
+    end: int
+
+
 class SearchStep(_Model):
     """One search of the trajectory and who answered it: ``self``, ``real``, ``fallback`` or
-    ``client`` (the caller's own search function)."""
+    ``client`` (the caller's own search function). ``search_span`` and ``information_span`` locate
+    its ``<search>`` and ``<information>`` blocks in the trajectory (None where a block is not in it):
+    for a ``real`` step the information block is text the service injected, for ``self`` and
+    ``fallback`` steps text the model wrote."""
 
     index: int
     query: str
@@ -34,6 +44,8 @@ class SearchStep(_Model):
     uncertainty: float | None = None
     cached_tokens: int = 0
     error: str | None = None
+    search_span: TextSpan | None = None
+    information_span: TextSpan | None = None
 
 
 class GenerationTurn(_Model):
@@ -70,8 +82,43 @@ class Usage(_Model):
         )
 
 
+class ChoiceResult(_Model):
+    """One choice of a chat (``n`` > 1 gives several, each its own trajectory and trace)."""
+
+    index: int
+    answer: str | None
+    trajectory: str | None = None
+    finish_reason: str | None = None
+    #: vLLM's (search mode ``off``): the stop string that ended the text, or ``repetition_detected``.
+    stop_reason: int | str | None = None
+    trace: SearchTrace | None = None
+
+    @property
+    def steps(self) -> list[SearchStep]:
+        return self.trace.steps if self.trace else []
+
+    @property
+    def end_reason(self) -> str | None:
+        """Why this choice's search loop ended (``trace.end_reason``); None in search mode ``off``."""
+        return self.trace.end_reason if self.trace else None
+
+    @classmethod
+    def from_wire(cls, choice: dict[str, Any], fallback_trace: Any = None) -> ChoiceResult:
+        message = choice.get("message") or {}
+        trace = choice.get("search_trace") or fallback_trace
+        return cls(
+            index=choice.get("index", 0),
+            answer=message.get("content"),
+            trajectory=message.get("reasoning_content"),
+            finish_reason=choice.get("finish_reason"),
+            stop_reason=choice.get("stop_reason"),
+            trace=SearchTrace.model_validate(trace) if trace else None,
+        )
+
+
 class ChatResult(_Model):
-    """A finished chat: the answer, the trajectory that led to it, and its search trace."""
+    """A finished chat: the answer, the trajectory that led to it, and its search trace (those of
+    the first choice), every choice in ``choices``, and the usage of them all."""
 
     id: str
     model: str
@@ -85,6 +132,8 @@ class ChatResult(_Model):
     trace: SearchTrace | None = None
     usage: Usage | None = None
     request_id: str | None = None
+    #: Every choice, in index order (one unless the request asked ``n``).
+    choices: list[ChoiceResult] = Field(default_factory=list)
 
     @property
     def steps(self) -> list[SearchStep]:
@@ -99,45 +148,53 @@ class ChatResult(_Model):
 
     @classmethod
     def from_wire(cls, data: dict[str, Any], request_id: str | None = None) -> ChatResult:
-        choice = data["choices"][0]
-        message = choice.get("message") or {}
-        trace = data.get("search_trace")
+        top = data.get("search_trace")
+        choices = [
+            ChoiceResult.from_wire(c, top if c.get("index", 0) == 0 else None) for c in data["choices"]
+        ]
+        choices.sort(key=lambda c: c.index)
+        first = choices[0]
         return cls(
             id=data["id"],
             model=data["model"],
-            answer=message.get("content"),
-            trajectory=message.get("reasoning_content"),
-            finish_reason=choice.get("finish_reason"),
-            stop_reason=choice.get("stop_reason"),
-            trace=SearchTrace.model_validate(trace) if trace else None,
+            answer=first.answer,
+            trajectory=first.trajectory,
+            finish_reason=first.finish_reason,
+            stop_reason=first.stop_reason,
+            trace=first.trace,
             usage=Usage.from_wire(data["usage"]) if data.get("usage") else None,
             request_id=request_id,
+            choices=choices,
         )
 
 
 class ReasoningDelta(_Model):
-    """A piece of the trajectory."""
+    """A piece of the trajectory (of choice ``index``)."""
 
     type: Literal["reasoning"] = "reasoning"
     text: str
+    index: int = 0
 
 
 class SearchStepEvent(_Model):
-    """A search step, as it happens."""
+    """A search step (of choice ``index``), as it happens."""
 
     type: Literal["search_step"] = "search_step"
     step: SearchStep
+    index: int = 0
 
 
 class AnswerDelta(_Model):
-    """A piece of the answer."""
+    """A piece of the answer (of choice ``index``)."""
 
     type: Literal["answer"] = "answer"
     text: str
+    index: int = 0
 
 
 class Done(_Model):
-    """The end of the stream: why it ended, the whole trace and the usage (when asked for)."""
+    """The end of the stream: why it ended, the whole trace (choice 0's) and the usage (when asked
+    for); with ``n`` > 1, every choice's in ``finish_reasons`` and ``traces``, by index."""
 
     type: Literal["done"] = "done"
     finish_reason: str | None = None
@@ -145,6 +202,8 @@ class Done(_Model):
     stop_reason: int | str | None = None
     trace: SearchTrace | None = None
     usage: Usage | None = None
+    finish_reasons: dict[int, str] = Field(default_factory=dict)
+    traces: dict[int, SearchTrace] = Field(default_factory=dict)
 
     @property
     def end_reason(self) -> str | None:

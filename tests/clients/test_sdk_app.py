@@ -221,3 +221,34 @@ async def test_async_client_awaits_an_async_search_function() -> None:
         with pytest.raises(TypeError):
             await c.ask("q", search=my_search, stream=True)
     assert result.answer == "Paris" and result.steps[0].results[0].text == "Nothing about capital of France."
+
+
+async def test_n_choices_each_with_its_trajectory_trace_and_spans(call) -> None:
+    result = await call("ask", "What is the capital of France?", search_mode="real", n=3, temperature=0.5)
+    assert [c.index for c in result.choices] == [0, 1, 2]
+    assert result.answer == result.choices[0].answer and result.trace == result.choices[0].trace
+    for choice in result.choices:
+        assert choice.answer == "Paris" and choice.trace is not None and choice.trace.mode == "real"
+        [step] = choice.steps
+        assert step.search_span is not None and step.information_span is not None
+        block = choice.trajectory[step.information_span.start : step.information_span.end]
+        assert block.startswith("<information>") and block.endswith("</information>")
+        assert step.results[0].text.split()[0] in block  # the injected results, located
+
+
+async def test_a_stream_of_n_choices_tells_its_events_apart() -> None:
+    async with running(make_app()) as http:
+        client = AsyncClient(base_url="http://testserver", api_key="sdk-key", http_client=http)
+        async with await client.ask(
+            "What is the capital of France?", search_mode="real", n=2, stream=True
+        ) as stream:
+            events = [e async for e in stream]
+    for index in (0, 1):
+        answer = "".join(e.text for e in events if isinstance(e, AnswerDelta) and e.index == index)
+        assert answer == "Paris"
+        assert [e.step.query for e in events if isinstance(e, SearchStepEvent) and e.index == index] == [
+            "capital of France"
+        ]
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reasons == {0: "stop", 1: "stop"}
+    assert set(done.traces) == {0, 1} and done.trace == done.traces[0]

@@ -40,9 +40,13 @@ async def test_whole_completions_keep_openai_keys_on_both_paths(mode: str) -> No
     async with serve(ScriptedEngine(REAL)) as client:
         body = (await client.post("/v1/chat/completions", json=ask(search_mode=mode))).json()
     [choice] = body["choices"]
-    assert set(choice) == {"index", "message", "logprobs", "finish_reason"} and choice["logprobs"] is None
+    own = {"search_trace"} if mode != "off" else set()  # each choice's own trace, agent modes only
+    assert set(choice) == {"index", "message", "logprobs", "finish_reason"} | own
+    assert choice["logprobs"] is None
     assert {"role", "content", "reasoning_content"} <= set(choice["message"])
     assert "search_trace" in body and (body["search_trace"] is None) == (mode == "off")
+    if mode != "off":  # the top-level trace is choice 0's, as it was before choices had their own
+        assert choice["search_trace"] == body["search_trace"]
 
 
 async def test_the_search_trace_is_typed_in_the_openapi_schema() -> None:
