@@ -37,10 +37,17 @@ class Server:
     """A server subprocess on loopback, stopped with SIGTERM."""
 
     def __init__(
-        self, args: list[str], port: int, log: Path, health: str = "/health", timeout: float = 900
+        self,
+        args: list[str],
+        port: int,
+        log: Path,
+        health: str = "/health",
+        timeout: float = 900,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", VLLM_DO_NOT_TRACK="1")
+        quiet = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1"}
+        env = {**os.environ, **quiet, **(env or {})}
         self.log = log
         self.process = subprocess.Popen(
             args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -73,10 +80,10 @@ class Server:
         self.stop()
 
 
-def ssrl_server(log_dir: Path, *extra: str) -> Server:
+def ssrl_server(log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     args = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning", *extra]
-    return Server(args, port, log_dir / f"ssrl-{port}.log")
+    return Server(args, port, log_dir / f"ssrl-{port}.log", env=env)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
