@@ -141,7 +141,9 @@ def main() -> None:
             got = outcomes[name]
             stats[name] = {
                 "speculation": speculation,
-                "em": sum(exact_match(o.answer or "", g) for o, (_, g) in zip(got, questions, strict=True)),
+                "em": int(
+                    sum(exact_match(o.answer or "", g) for o, (_, g) in zip(got, questions, strict=True))
+                ),
                 "answered": sum(o.answer is not None for o in got),
                 "elapsed_s": elapsed,
                 "loadavg_start": load_start,
