@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import sys
@@ -151,6 +152,8 @@ def main() -> None:
                 **counters,
             }
             print(f"{name}: EM {stats[name]['em']} / {len(questions)}, {elapsed:.0f} s", flush=True)
+            partial = {name: [dataclasses.asdict(o) for o in got] for name, got in outcomes.items()}
+            write_json(args.out.with_suffix(".partial.json"), {"servers": stats, "outcomes": partial})
     comparisons = {
         f"{args.speculation} vs off": compare(questions, outcomes["off"], outcomes[args.speculation])
     }
@@ -204,6 +207,7 @@ def main() -> None:
         },
     )
     args.out.with_suffix(".md").write_text(markdown + "\n")
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

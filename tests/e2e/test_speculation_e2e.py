@@ -39,7 +39,7 @@ def families(text: str) -> dict[str, tuple[str, frozenset[str]]]:
     return {
         family.name: (family.type, frozenset(n for s in family.samples for n in s.labels))
         for family in text_string_to_metric_families(text)
-        if family.name.startswith("vllm:spec_decode")
+        if family.name.startswith("vllm:spec_decode") and not family.name.endswith("_created")
     }
 
 
