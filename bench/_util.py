@@ -52,18 +52,24 @@ class Server:
         self.process = subprocess.Popen(
             args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+        try:
+            self._wait_healthy(args, health, timeout)
+        except BaseException:  # not healthy in time, or a SIGTERM (sys.exit) while starting: no orphan
+            self.stop()
+            raise
+
+    def _wait_healthy(self, args: list[str], health: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{args[:3]} exited; see {log}")
+                raise RuntimeError(f"{args[:3]} exited; see {self.log}")
             try:
                 if httpx.get(self.url + health, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"{args[:3]} not healthy in {timeout}s; see {log}")
+        raise RuntimeError(f"{args[:3]} not healthy in {timeout}s; see {self.log}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
