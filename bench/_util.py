@@ -37,26 +37,39 @@ class Server:
     """A server subprocess on loopback, stopped with SIGTERM."""
 
     def __init__(
-        self, args: list[str], port: int, log: Path, health: str = "/health", timeout: float = 900
+        self,
+        args: list[str],
+        port: int,
+        log: Path,
+        health: str = "/health",
+        timeout: float = 900,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1", VLLM_DO_NOT_TRACK="1")
+        quiet = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1"}
+        env = {**os.environ, **quiet, **(env or {})}
         self.log = log
         self.process = subprocess.Popen(
             args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+        try:
+            self._wait_healthy(args, health, timeout)
+        except BaseException:  # not healthy in time, or a SIGTERM (sys.exit) while starting: no orphan
+            self.stop()
+            raise
+
+    def _wait_healthy(self, args: list[str], health: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{args[:3]} exited; see {log}")
+                raise RuntimeError(f"{args[:3]} exited; see {self.log}")
             try:
                 if httpx.get(self.url + health, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"{args[:3]} not healthy in {timeout}s; see {log}")
+        raise RuntimeError(f"{args[:3]} not healthy in {timeout}s; see {self.log}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -73,10 +86,10 @@ class Server:
         self.stop()
 
 
-def ssrl_server(log_dir: Path, *extra: str) -> Server:
+def ssrl_server(log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     args = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning", *extra]
-    return Server(args, port, log_dir / f"ssrl-{port}.log")
+    return Server(args, port, log_dir / f"ssrl-{port}.log", env=env)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -1,43 +1,57 @@
-"""Bring your own search, measured: the same questions, model and index, answered three ways.
+"""The agent loop served three ways, with and without speculative decoding: the same questions, model
+and index, each system on a fresh server, at several concurrency levels, repeated to show the spread.
 
-    .venv/bin/python -m bench.client_mode [--questions 30] [--levels 1 16] [--max-tokens 1024]
+    .venv/bin/python -m bench.client_mode [--levels 1 4 16 64] [--questions 64] [--serial-questions 16]
+        [--repeat 2] [--systems vllm_loop vllm_loop_ngram real_off real client] [--max-tokens 1024]
 
-- ``real``: this service runs the loop and the search (server side);
-- ``client``: this service stops at each search with a tool call; the client runs the search and
-  sends the results back (the SDK's ``search=``), one request per search;
-- baseline, what users build today: a client-side loop over vLLM's own OpenAI server,
-  ``/v1/completions`` with ``stop=["</search>", "</answer>"]``, re-sending prompt + text each turn
-  and rendering the results itself (with this service's observation format, so the model sees the
-  same trajectory).
+Systems (``--systems``; the default runs the first five):
+- ``vllm_loop``: what users build today, a client-side loop over vLLM's own OpenAI server (defaults),
+  ``/v1/completions`` with ``stop=["</search>", "</answer>"]``, re-sending prompt + text each turn and
+  rendering the results itself (with this service's observation format: the model sees the same text);
+- ``vllm_loop_ngram``: the same loop over vLLM's server started with the service's ngram speculation;
+- ``real_off``: this service runs the loop and the search, ``--engine.speculation off``;
+- ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic);
+- ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
+- optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_suffix`` (vLLM's
+  suffix decoding; needs arctic-inference), ``real_iomp`` (the defaults with Intel OpenMP preloaded,
+  as vLLM asks for speculative decoding on CPU; needs libiomp5.so in the environment's lib/).
 
-All three search the same index the same way: the embedded Wikipedia summaries behind
-``ssrl-retriever`` on loopback (HTTP), called by the service's ``retriever`` backend in ``real`` mode
-and by the client in the other two; the service's search cache is off, so every search is a call.
-Greedy decoding. Per system and concurrency: latency p50/p95 per question and questions/s, as
-ratios to the baseline's. The servers run one after the other (never together on the CPU).
+All search the same index the same way: the embedded Wikipedia summaries behind ``ssrl-retriever`` on
+loopback, called by the service's ``retriever`` backend (its cache off) or by the client. Greedy.
+Every level asks its own questions (``--serial-questions`` below concurrency 16, ``--questions`` from
+16 on), after one warm-up question of its own, so no server sees a question twice (the prefix cache
+would answer it); every repeat starts every server anew, in reverse order on odd repeats. Each row
+records the load average at its start and end. Results: JSON (``--out``) and a markdown report beside
+it (bench/client_mode_report.py: per-run rows, means, ratios, run-to-run spread, the issue's criteria).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from bench._util import Server, free_port, percentile, ssrl_server, table, write_json
+from bench._util import Server, free_port, percentile, ssrl_server, write_json
+from bench.client_mode_report import report
 from bench.overhead import vllm_server
 from evals.scoring import exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, agent_messages, clean_results
 from service.agent.tags import ANSWER_CLOSE, SEARCH_CLOSE, last_answer, search_action
 from service.engine.model_files import prepare_embedded_model
+from service.engine.settings import EngineSettings
+from service.engine.vllm import speculative_config
 from service.search.base import Doc
 from service.search.retriever import parse_hit
 from service.settings import EMBEDDED_MODEL_NAME, Settings
@@ -48,6 +62,49 @@ OBSERVATION = PRESETS["ssrl-smollm2"]
 TOP_K = 3
 RESULT_WORDS = Settings().agent.result_words
 MAX_TURNS = Settings().agent.max_turns
+#: The service's ngram speculation, as vLLM's --speculative-config (the same config both ways).
+NGRAM = speculative_config(EngineSettings(speculation="ngram"), agent_traffic=True)
+SPEC_COUNTERS = ("vllm:spec_decode_num_draft_tokens", "vllm:spec_decode_num_accepted_tokens")
+
+
+@dataclass(frozen=True)
+class System:
+    label: str
+    server: str  # "vllm" or "service"
+    mode: str = "real"  # service: real or client
+    args: tuple[str, ...] = ()
+    speculative_config: dict[str, Any] | None = None  # vllm
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def iomp_env() -> dict[str, str]:
+    library = Path(sys.prefix) / "lib" / "libiomp5.so"
+    if not library.is_file():
+        raise SystemExit(f"real_iomp: no {library} (pip install intel-openmp)")
+    return {"LD_PRELOAD": str(library)}
+
+
+SYSTEMS: dict[str, Callable[[], System]] = {
+    "vllm_loop": lambda: System("client-side loop over vLLM's server (defaults)", "vllm"),
+    "vllm_loop_ngram": lambda: System(
+        "client-side loop over vLLM's server, ngram speculation", "vllm", speculative_config=NGRAM
+    ),
+    "real_off": lambda: System(
+        "service `real`, --engine.speculation off", "service", args=("--engine.speculation", "off")
+    ),
+    "real": lambda: System("service `real` (defaults)", "service"),
+    "client": lambda: System("service `client` (defaults)", "service", mode="client"),
+    "real_ngram_cap16": lambda: System(
+        "service `real`, ngram, --engine.speculation-max-batch 16",
+        "service",
+        args=("--engine.speculation", "ngram", "--engine.speculation-max-batch", "16"),
+    ),
+    "real_suffix": lambda: System(
+        "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
+    ),
+    "real_iomp": lambda: System("service `real` (defaults), libiomp5 preloaded", "service", env=iomp_env()),
+}
+DEFAULT_SYSTEMS = ["vllm_loop", "vllm_loop_ngram", "real_off", "real", "client"]
 
 
 @dataclass
@@ -55,12 +112,13 @@ class Outcome:
     latency: float
     answer: str | None
     searches: int
+    trajectory: str | None = None
 
 
 Ask = Callable[[str], Awaitable[Outcome]]
 
 
-def load_questions(path: Path, limit: int) -> list[tuple[str, list[str]]]:
+def load_questions(path: Path, limit: int | None = None) -> list[tuple[str, list[str]]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [(r["question"], r["golden_answers"]) for r in rows[:limit]]
 
@@ -83,11 +141,12 @@ def service_asker(
 
     async def ask(question: str) -> Outcome:
         started = time.perf_counter()
+        params: dict[str, Any] = {"max_tokens": max_tokens, "top_k": TOP_K, "temperature": 0}
         if mode == "client":
-            result = await client.ask(question, search=search, max_tokens=max_tokens, top_k=TOP_K)
+            result = await client.ask(question, search=search, **params)
         else:
-            result = await client.ask(question, search_mode=mode, max_tokens=max_tokens, top_k=TOP_K)
-        return Outcome(time.perf_counter() - started, result.answer, len(result.steps))
+            result = await client.ask(question, search_mode=mode, **params)
+        return Outcome(time.perf_counter() - started, result.answer, len(result.steps), result.trajectory)
 
     return ask
 
@@ -126,25 +185,46 @@ def vllm_loop_asker(
             text += observation
             used += len(tokenizer.encode(observation, add_special_tokens=False))
             searches += 1
-        return Outcome(time.perf_counter() - started, last_answer(text), searches)
+        return Outcome(time.perf_counter() - started, last_answer(text), searches, text)
 
     return ask
 
 
-async def run_level(ask: Ask, questions: list[tuple[str, list[str]]], concurrency: int) -> dict[str, Any]:
+async def spec_counters(http: httpx.AsyncClient, url: str) -> dict[str, float]:
+    """vLLM's speculative-decoding counters on the service's /metrics (zeros when it does not speculate)."""
+    text = (await http.get(f"{url}/metrics")).text
+    totals = dict.fromkeys(SPEC_COUNTERS, 0.0)
+    for family in text_string_to_metric_families(text):
+        if family.name in totals:
+            totals[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return totals
+
+
+async def run_level(
+    ask: Ask,
+    questions: list[tuple[str, list[str]]],
+    warmup: str,
+    concurrency: int,
+    http: httpx.AsyncClient,
+    metrics_url: str | None = None,
+) -> dict[str, Any]:
     limit = asyncio.Semaphore(concurrency)
 
     async def one(question: str) -> Outcome:
         async with limit:
             return await ask(question)
 
-    await ask(questions[0][0])  # warm-up, not counted
+    await ask(warmup)  # not counted, and never asked again
+    before = await spec_counters(http, metrics_url) if metrics_url else None
+    load_start = os.getloadavg()
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(q) for q, _ in questions))
     elapsed = time.perf_counter() - started
+    load_end = os.getloadavg()
     latencies = [o.latency for o in outcomes]
-    return {
+    row: dict[str, Any] = {
         "questions": len(questions),
+        "elapsed_s": elapsed,
         "questions_per_s": len(questions) / elapsed,
         "p50_s": percentile(latencies, 50),
         "p95_s": percentile(latencies, 95),
@@ -154,144 +234,147 @@ async def run_level(ask: Ask, questions: list[tuple[str, list[str]]], concurrenc
         )
         / len(outcomes),
         "searches_per_q": sum(o.searches for o in outcomes) / len(outcomes),
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
         "answers": [o.answer for o in outcomes],
     }
+    if before is not None and metrics_url:
+        after = await spec_counters(http, metrics_url)
+        drafted, accepted = (after[name] - before[name] for name in SPEC_COUNTERS)
+        row |= {"draft_tokens": drafted, "accepted_tokens": accepted}
+    return row
+
+
+def plan(
+    pool: list[tuple[str, list[str]]], levels: list[int], questions: int, serial: int
+) -> dict[int, tuple[str, list[tuple[str, list[str]]]]]:
+    """Each level's warm-up question and its own questions, disjoint from every other level's."""
+    out: dict[int, tuple[str, list[tuple[str, list[str]]]]] = {}
+    at = 0
+    for level in levels:
+        size = questions if level >= 16 else serial
+        if at + 1 + size > len(pool):
+            raise SystemExit(f"the dataset has {len(pool)} questions; the levels need more")
+        out[level] = (pool[at][0], pool[at + 1 : at + 1 + size])
+        at += 1 + size
+    return out
+
+
+@contextlib.contextmanager
+def serve(system: System, log_dir: Path, retriever: str, model_dir: Path) -> Iterator[Server]:
+    if system.server == "vllm":
+        with vllm_server(
+            model_dir, log_dir, speculative_config=system.speculative_config, env=system.env
+        ) as server:
+            yield server
+        return
+    engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", "1", "--max-concurrency", "1000"]
+    search = ["--search.backend", "retriever", "--search.retriever.base-url", retriever]
+    with ssrl_server(
+        log_dir,
+        *engine,
+        *search,
+        "--search.cache-size",
+        "0",
+        "--search-mode",
+        "real",
+        *system.args,
+        env=system.env,
+    ) as server:
+        yield server
 
 
 def measure(
-    make_ask: Callable[[httpx.AsyncClient], Ask],
-    questions: list[tuple[str, list[str]]],
-    levels: list[int],
-    serial: int,
-) -> dict[int, Any]:
-    """Each level in turn, in one event loop, with one HTTP client for the searches (and vLLM)."""
+    system: System,
+    server: Server,
+    retriever: str,
+    levels: dict[int, tuple[str, list[tuple[str, list[str]]]]],
+    tokenizer: Any,
+    max_tokens: int,
+) -> dict[int, dict[str, Any]]:
+    """Every level in turn on one server, in one event loop, with one HTTP client."""
 
-    async def go() -> dict[int, Any]:
-        async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as http:
+    async def go() -> dict[int, dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=128)) as http:
+            if system.server == "vllm":
+                ask = vllm_loop_asker(server.url, retriever, http, tokenizer, max_tokens)
+                metrics = None
+            else:
+                client = AsyncClient(
+                    base_url=server.url, model=MODEL, max_retries=0, timeout=900, http_client=http
+                )
+                ask = service_asker(client, system.mode, retriever, http, max_tokens)
+                metrics = server.url
             return {
-                c: await run_level(make_ask(http), questions[:serial] if c == 1 else questions, c)
-                for c in levels
+                c: await run_level(ask, qs, warmup, c, http, metrics) for c, (warmup, qs) in levels.items()
             }
 
     return asyncio.run(go())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--questions", type=int, default=30)
-    parser.add_argument("--serial-questions", type=int, default=None, help="questions at concurrency 1")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 16])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--questions", type=int, default=64, help="questions per level from concurrency 16 on"
+    )
+    parser.add_argument("--serial-questions", type=int, default=16, help="questions per level below 16")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--repeat", type=int, default=2, help="runs of every system, for the spread")
+    parser.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=sorted(SYSTEMS))
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--dataset", type=Path, default=Path("bench/data/ssrl-test.jsonl"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/client_mode.json"))
     args = parser.parse_args()
+    systems = {name: SYSTEMS[name]() for name in args.systems}
     log_dir = args.out.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    questions = load_questions(args.dataset, args.questions)
-    serial = args.serial_questions or len(questions)
+    levels = plan(load_questions(args.dataset), args.levels, args.questions, args.serial_questions)
     # A SIGTERM (a timeout) unwinds the with-blocks, so the servers started here stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     model_dir = prepare_embedded_model(Settings().cache_dir)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     port = free_port()
-    retriever_args = [
-        sys.executable,
-        "-m",
-        "service.search.retriever_server",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    results: dict[str, dict[int, Any]] = {}
-    with Server(retriever_args, port, log_dir / f"retriever-{port}.log") as retriever:
-        engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", "1", "--max-concurrency", "1000"]
-        search = ["--search.backend", "retriever", "--search.retriever.base-url", retriever.url]
-        with ssrl_server(
-            log_dir, *engine, *search, "--search.cache-size", "0", "--search-mode", "real"
-        ) as server:
-            for mode in ("real", "client"):
-
-                def service_ask(http: httpx.AsyncClient, mode: str = mode, url: str = server.url) -> Ask:
-                    client = AsyncClient(
-                        base_url=url, model=MODEL, max_retries=0, timeout=600, http_client=http
+    retriever_args = [sys.executable, "-m", "service.search.retriever_server", "--port", str(port)]
+    payload: dict[str, Any] = {
+        "benchmark": "client_mode",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "systems": {name: system.label for name, system in systems.items()},
+        "levels": {c: {"questions": len(qs), "warmup": w} for c, (w, qs) in levels.items()},
+        "loadavg_start": os.getloadavg(),
+        "rows": [],
+    }
+    started = time.monotonic()
+    with Server(
+        [*retriever_args, "--log-level", "warning"], port, log_dir / f"retriever-{port}.log"
+    ) as retriever:
+        for repeat in range(args.repeat):
+            order = list(systems) if repeat % 2 == 0 else list(reversed(systems))
+            for name in order:
+                with serve(systems[name], log_dir, retriever.url, Path(model_dir)) as server:
+                    results = measure(
+                        systems[name], server, retriever.url, levels, tokenizer, args.max_tokens
                     )
-                    return service_asker(client, mode, retriever.url, http, args.max_tokens)
-
-                results[mode] = measure(service_ask, questions, args.levels, serial)
-                write_json(args.out.with_suffix(".partial.json"), {"results": results})
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        with vllm_server(model_dir, log_dir) as server:
-            results["vllm_loop"] = measure(
-                lambda http: vllm_loop_asker(server.url, retriever.url, http, tokenizer, args.max_tokens),
-                questions,
-                args.levels,
-                serial,
-            )
-    rows = []
-    for level in args.levels:
-        base = results["vllm_loop"][level]
-        for name in ("vllm_loop", "real", "client"):
-            r = results[name][level]
-            rows.append(
-                {
-                    "system": name,
-                    "concurrency": level,
-                    **r,
-                    "qps_ratio": r["questions_per_s"] / base["questions_per_s"],
-                    "p50_ratio": r["p50_s"] / base["p50_s"],
-                    "p95_ratio": r["p95_s"] / base["p95_s"],
-                    # the same trajectories are expected (greedy, same text): the answers should agree
-                    "same_answer_as_baseline": sum(
-                        a == b for a, b in zip(r["answers"], base["answers"], strict=True)
+                for level, row in results.items():
+                    payload["rows"].append(
+                        {"system": name, "repeat": repeat + 1, "concurrency": level, **row}
                     )
-                    / len(r["answers"]),
-                }
-            )
-    print(
-        f"\n{len(questions)} questions of {args.dataset} ({serial} at concurrency 1), greedy, "
-        f"max_tokens {args.max_tokens}"
-    )
-    print(
-        table(
-            [
-                "system",
-                "concurrency",
-                "q/s",
-                "q/s ratio",
-                "p50 s",
-                "p50 ratio",
-                "p95 s",
-                "p95 ratio",
-                "answered",
-                "EM",
-                "searches/q",
-                "same answer as baseline",
-            ],
-            [
-                [
-                    r["system"],
-                    r["concurrency"],
-                    r["questions_per_s"],
-                    r["qps_ratio"],
-                    r["p50_s"],
-                    r["p50_ratio"],
-                    r["p95_s"],
-                    r["p95_ratio"],
-                    r["answered"],
-                    r["em"],
-                    r["searches_per_q"],
-                    r["same_answer_as_baseline"],
-                ]
-                for r in rows
-            ],
-        )
-    )
-    write_json(
-        args.out,
-        {"benchmark": "client_mode", "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
-    )
+                    print(
+                        f"run {repeat + 1} {name} c={level}: {row['questions_per_s']:.3f} q/s, "
+                        f"p50 {row['p50_s']:.2f} s, EM {row['em']:.2f}, load {row['loadavg_start'][0]:.1f}"
+                        f" -> {row['loadavg_end'][0]:.1f}",
+                        flush=True,
+                    )
+                write_json(args.out.with_suffix(".partial.json"), payload)
+    payload |= {"loadavg_end": os.getloadavg(), "wall_s": time.monotonic() - started}
+    markdown = report(payload)
+    print("\n" + markdown)
+    write_json(args.out, payload)
+    args.out.with_suffix(".md").write_text(markdown + "\n")
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,9 +36,18 @@ PROMPTS = [
 ]
 
 
-def vllm_server(model_dir: Path, log_dir: Path, *, log_stats: bool = False, max_num_seqs: int = 64) -> Server:
+def vllm_server(
+    model_dir: Path,
+    log_dir: Path,
+    *,
+    log_stats: bool = False,
+    max_num_seqs: int = 64,
+    speculative_config: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
     """vLLM's own OpenAI server on ``model_dir`` with this service's engine settings (the baseline of
-    the benchmarks; with ``log_stats`` its Prometheus metrics are on, as by vLLM's default)."""
+    the benchmarks; with ``log_stats`` its Prometheus metrics are on, as by vLLM's default; with
+    ``speculative_config`` it speculates as told, ``--speculative-config JSON``)."""
     port = free_port()
     args = [
         sys.executable,
@@ -59,8 +70,9 @@ def vllm_server(model_dir: Path, log_dir: Path, *, log_stats: bool = False, max_
         *([] if log_stats else ["--disable-log-stats"]),
         "--max-num-seqs",
         str(max_num_seqs),
+        *(["--speculative-config", json.dumps(speculative_config)] if speculative_config else []),
     ]
-    return Server(args, port, log_dir / f"vllm-{port}.log")
+    return Server(args, port, log_dir / f"vllm-{port}.log", env=env)
 
 
 async def load(url: str, concurrency: int, requests: int, max_tokens: int) -> dict[str, float]:

@@ -38,7 +38,8 @@ async def load_vllm_engine(settings: Settings, served_name: str) -> Engine:
     from service.engine.vllm import VllmEngine
 
     model = await asyncio.to_thread(resolve_model, settings.model, settings.cache_dir)
-    return await VllmEngine.create(model, served_name, settings.engine)
+    agent_traffic = settings.default_search_mode() != "off"  # resolves engine.speculation=auto
+    return await VllmEngine.create(model, served_name, settings.engine, agent_traffic=agent_traffic)
 
 
 async def _load(state: ServiceState, factory: EngineFactory, on_failure: Callable[[], None] | None) -> None:

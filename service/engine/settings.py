@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Speculative decoding methods (``engine.speculation``); ``auto`` is resolved when the engine is built.
+Speculation = Literal["auto", "off", "ngram", "suffix"]
 
 
 class EngineSettings(BaseModel):
@@ -81,8 +84,53 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
+    # Speculative decoding. The default (auto = ngram for agent traffic) is provisional: it rests on
+    # the measurement in DESIGN.md (1.86x at concurrency 1, 1.11x at 16, embedded model, real mode)
+    # until bench.client_mode's rows at concurrency 1/4/16/64 are rerun on a quiet machine.
+    speculation: Speculation = Field(
+        default="auto",
+        description="Speculative decoding: 'ngram' drafts the next tokens by finding the last few in the "
+        "prompt and trajectory (prompt lookup: an SSRL answer quotes the results just injected), "
+        "'suffix' by vLLM's suffix decoding (needs the arctic-inference package), 'off' none; auto = "
+        "ngram when the server's default search mode is an agent mode (as for the embedded model), "
+        "off when it is plain chat. Greedy answers stay the model's own (the target model checks every "
+        "draft).",
+    )
+    speculative_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Most draft tokens per sequence and engine step (vLLM's num_speculative_tokens); "
+        "unset = 4 for ngram, vLLM's default for suffix (its tree depth, 24).",
+    )
+    prompt_lookup_min: int = Field(
+        default=2, ge=1, le=64, description="ngram: the shortest run of tokens looked up (prompt_lookup_min)."
+    )
+    prompt_lookup_max: int = Field(
+        default=4, ge=1, le=64, description="ngram: the longest run of tokens looked up (prompt_lookup_max)."
+    )
+    speculation_max_batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="ngram: no drafts in an engine step that batches more sequences than this (vLLM's "
+        "num_speculative_tokens_per_batch_size; vLLM drops it with data_parallel_size > 1); unset = "
+        "speculate at every batch size.",
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict,
         description="Any other vLLM engine argument, passed through to AsyncEngineArgs and validated by "
         'vLLM when the engine is built, as JSON: \'{"swap_space": 4, "max_logprobs": 40}\'.',
     )
+
+    @model_validator(mode="after")
+    def _speculation_options_agree(self) -> EngineSettings:
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            raise ValueError(
+                f"engine.prompt_lookup_min ({self.prompt_lookup_min}) is above engine.prompt_lookup_max "
+                f"({self.prompt_lookup_max})"
+            )
+        if self.speculation == "suffix" and self.speculation_max_batch is not None:
+            # vLLM's suffix proposer drafts a fixed number of tokens; its batch-size schedule is ngram's
+            raise ValueError("engine.speculation_max_batch works with ngram speculation, not suffix")
+        return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,9 +40,52 @@ def cuda_available() -> bool:
     return bool(current_platform.is_cuda_alike())
 
 
-def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
+#: Draft tokens per step for ngram speculation when engine.speculative_tokens is unset.
+NGRAM_TOKENS = 4
+
+
+def speculation_method(options: EngineSettings, *, agent_traffic: bool) -> str:
+    """``engine.speculation`` with ``auto`` resolved: ngram when the server's default search mode is an
+    agent mode (its trajectories quote the results injected into them), off for plain chat."""
+    if options.speculation != "auto":
+        return options.speculation
+    return "ngram" if agent_traffic else "off"
+
+
+def speculative_config(options: EngineSettings, *, agent_traffic: bool) -> dict[str, Any] | None:
+    """vLLM's ``speculative_config`` for the engine settings; None when speculation is off."""
+    method = speculation_method(options, agent_traffic=agent_traffic)
+    if method == "off":
+        return None
+    if method == "suffix":
+        if importlib.util.find_spec("arctic_inference") is None:
+            raise ValueError(
+                "engine.speculation=suffix needs vLLM's suffix decoding from the arctic-inference "
+                "package: pip install arctic-inference (it builds a C++ extension from source)"
+            )
+        config: dict[str, Any] = {"method": "suffix"}
+        if options.speculative_tokens is not None:
+            config["num_speculative_tokens"] = options.speculative_tokens
+        return config
+    tokens = options.speculative_tokens or NGRAM_TOKENS
+    config = {
+        "method": "ngram",
+        "num_speculative_tokens": tokens,
+        "prompt_lookup_min": options.prompt_lookup_min,
+        "prompt_lookup_max": options.prompt_lookup_max,
+    }
+    cap = options.speculation_max_batch
+    if cap is not None and cap < options.max_num_seqs:
+        # vLLM's own batch-size schedule: `tokens` drafts up to `cap` sequences a step, none above
+        schedule = [(1, cap, tokens), (cap + 1, options.max_num_seqs, 0)]
+        config["num_speculative_tokens_per_batch_size"] = schedule
+    return config
+
+
+def engine_args(model: str, served_name: str, options: EngineSettings, *, agent_traffic: bool = False) -> Any:
     """Translate the service's engine settings into vLLM's ``AsyncEngineArgs``; ``options.extra``
-    is passed through as it is, for vLLM to validate."""
+    is passed through as it is, for vLLM to validate. ``agent_traffic`` (the server's default search
+    mode is an agent mode) resolves ``engine.speculation=auto``."""
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     on_gpu = cuda_available()
@@ -77,6 +121,16 @@ def engine_args(model: str, served_name: str, options: EngineSettings) -> Any:
     kv_gib = options.kv_cache_gib if options.kv_cache_gib is not None else (None if on_gpu else 1.0)
     if kv_gib is not None:
         kwargs["kv_cache_memory_bytes"] = int(kv_gib * GiB)
+    if "speculative_config" in options.extra:
+        if options.speculation != "auto":  # two answers to one question: refuse rather than pick one
+            raise ValueError(
+                f"engine.extra sets speculative_config and engine.speculation is {options.speculation!r}: "
+                "set one of them (engine.extra's wins only over speculation=auto)"
+            )
+    else:
+        spec = speculative_config(options, agent_traffic=agent_traffic)
+        if spec is not None:
+            kwargs["speculative_config"] = spec
     mirrored = sorted(set(options.extra) & set(kwargs))
     if mirrored:
         raise ValueError(
@@ -175,11 +229,15 @@ class VllmEngine:
         self._dead = False
 
     @classmethod
-    async def create(cls, model: str, served_name: str, options: EngineSettings) -> VllmEngine:
-        """Start the engine. The slow start runs in a thread so the server keeps answering."""
+    async def create(
+        cls, model: str, served_name: str, options: EngineSettings, *, agent_traffic: bool = False
+    ) -> VllmEngine:
+        """Start the engine. The slow start runs in a thread so the server keeps answering.
+        ``agent_traffic``: the server's default search mode is an agent mode (engine_args)."""
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = engine_args(model, served_name, options)
+        args = engine_args(model, served_name, options, agent_traffic=agent_traffic)
+        logger.info("speculative decoding: %s", getattr(args, "speculative_config", None) or "off")
         # vLLM's own Prometheus stat logger, recording into this engine's registry (vllm_metrics.py).
         registry = CollectorRegistry(auto_describe=True)
         llm = await asyncio.to_thread(

@@ -82,11 +82,18 @@ def test_stress_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_client_mode_smoke(tmp_path: Path) -> None:
+    systems = ["vllm_loop", "vllm_loop_ngram", "real"]  # vLLM's server with and without speculation
     result = run_bench(
-        "bench.client_mode", tmp_path / "c.json", "--questions", "2", "--levels", "2", "--max-tokens", "400"
+        "bench.client_mode",
+        tmp_path / "c.json",
+        *("--levels", "2", "--serial-questions", "2", "--repeat", "1", "--max-tokens", "400"),
+        *("--systems", *systems),
     )
     rows = {row["system"]: row for row in result["rows"]}
-    assert set(rows) == {"vllm_loop", "real", "client"}
-    assert rows["vllm_loop"]["qps_ratio"] == 1.0
+    assert set(rows) == set(systems)
     for row in rows.values():
         assert row["questions"] == 2 and row["questions_per_s"] > 0 and row["searches_per_q"] >= 1
+        assert len(row["loadavg_start"]) == len(row["loadavg_end"]) == 3
+    assert rows["real"]["draft_tokens"] > 0  # the service speculates by default, and /metrics says so
+    markdown = (tmp_path / "c.md").read_text()
+    assert "| 1 | `real` | 2 | 2 |" in markdown and "same answer, `real` vs `vllm_loop`" in markdown
