@@ -205,10 +205,29 @@ def kill_and_recover(
         )
         check(answer["choices"][0]["message"].get("content"), f"{what}: {answer}")
 
+    # Until the router's health check has seen the replica gone (deploy/docker-compose.yml: every
+    # 2 s, 2 failures), a request whose session hashes to it answers 5xx: a client retries it, as
+    # OpenAI's SDK does (twice, with backoff). Those retries are counted; every request must end
+    # in an answer.
+    retried = 0
+
+    def ask_retrying(what: str) -> None:
+        nonlocal retried
+        for attempt in range(6):
+            try:
+                ask(router, "searxng", what)
+                return
+            except Failed as exc:
+                if "HTTP 5" not in str(exc) or attempt == 5:
+                    raise
+                retried += 1
+                log(f"{what}: {str(exc)[:120]}; retrying in {2**attempt} s")
+                time.sleep(2**attempt)
+
     # While it is down (and loading again), the router sends everything to the other replica.
     served_meanwhile = 0
     while True:
-        ask(router, "searxng", "during the outage")
+        ask_retrying("during the outage")
         served_meanwhile += 1
         state = json.loads(docker("inspect", "-f", "{{json .State}}", container))
         now_restarts = int(docker("inspect", "-f", "{{.RestartCount}}", container))
@@ -241,6 +260,7 @@ def kill_and_recover(
         "restart_count": now_restarts,
         "healthy_after_kill_s": round(back_after, 1),
         "router_requests_served_during_outage": served_meanwhile,
+        "router_5xx_retried_during_outage": retried,
         "router_requests_until_one_reached_it": through_router,
     }
 
