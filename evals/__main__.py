@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
 from evals.datasets import QAItem, load_dataset
+from evals.diagnostics import diagnose, read_subjects
+from evals.diagnostics import markdown as diagnostics_table
 from evals.report import markdown, markdown_samples, plot, plot_samples, summarise, summarise_samples
 from evals.runner import read_results, run_eval
 from evals.sampling import Sampling, read_samples, run_samples
@@ -140,6 +142,22 @@ async def evaluate_samples(settings: EvalSettings, items: list[QAItem], options:
     return settings.output
 
 
+def write_report(settings: EvalSettings, items: list[QAItem], rows: list[dict[str, Any]]) -> str:
+    """report.md and report.png in the output folder: a row per mode, and for a set that says what
+    each question is about (bench/data/natural-*.jsonl) the figures per popularity group."""
+    summaries = summarise(rows, settings.modes)
+    title = _title(settings, items)
+    table = markdown(summaries, title, concurrency=settings.concurrency)
+    subjects = read_subjects(settings.dataset) if settings.dataset else {}
+    if subjects:
+        by_group = diagnostics_table(diagnose(rows, subjects))
+        table += "\n### By popularity: what went wrong where\n\n" + by_group
+    settings.output.mkdir(parents=True, exist_ok=True)
+    (settings.output / "report.md").write_text(table)
+    plot(summaries, settings.output / "report.png", title)
+    return table
+
+
 async def evaluate(settings: EvalSettings) -> Path:
     items, bad = load_dataset(settings.dataset)
     if bad:
@@ -170,12 +188,7 @@ async def evaluate(settings: EvalSettings) -> Path:
         )
     wanted = {item.id for item in items}
     rows = [r for r in read_results(results) if r["id"] in wanted and r["mode"] in settings.modes]
-    summaries = summarise(rows, settings.modes)
-    title = _title(settings, items)
-    table = markdown(summaries, title, concurrency=settings.concurrency)
-    (settings.output / "report.md").write_text(table)
-    plot(summaries, settings.output / "report.png", title)
-    print(table)
+    print(write_report(settings, items, rows))
     return settings.output
 
 

@@ -92,3 +92,48 @@ async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
     assert "Greedy" not in markdown(list(summaries.values()), "t")
     plot(list(summaries.values()), tmp_path / "p.png", "t")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_the_report_of_a_natural_set_adds_figures_per_popularity(tmp_path: Path) -> None:
+    """ssrl-eval's report.md: a row per mode, and for a set with subjects and popularity (as
+    bench/data/natural-*.jsonl) the diagnostics per group, from the rows the runner wrote."""
+    from evals.__main__ import EvalSettings, write_report
+
+    dataset = tmp_path / "natural.jsonl"
+    dataset.write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "question": "what hand",
+                "golden_answers": ["Right"],
+                "subject": "batting hand",
+                "popularity": "well-known",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "id": "2",
+                "question": "other hand",
+                "golden_answers": ["Left"],
+                "subject": "Lake Tana",
+                "popularity": "less-known",
+            }
+        )
+        + "\n"
+    )
+    items, _ = load_dataset(dataset)
+    results = tmp_path / "out" / "results.jsonl"
+    async with running(build_app(Settings(cache_dir=tmp_path), engine=ScriptedEngine(script))) as http:
+        client = AsyncClient(base_url="http://t", http_client=http)
+        await run_eval(
+            client, items, ["real"], results, concurrency=2, options={"max_tokens": 64}, progress=False
+        )
+    settings = EvalSettings(dataset=dataset, modes=["real"], output=tmp_path / "out", concurrency=2)
+    table = write_report(settings, items, read_results(results))
+    assert (tmp_path / "out" / "report.md").read_text() == table
+    assert "| real | 2 | 50.0 |" in table and "By popularity" in table
+    # "batting hand" is the first query: it names question 1's subject, not question 2's
+    assert "| real | well-known | 1 | 100.0 | 100.0 | 100.0 |" in table
+    assert "| real | less-known | 1 | 0.0 | 100.0 | 0.0 |" in table
+    assert (tmp_path / "out" / "report.png").read_bytes()[:4] == b"\x89PNG"
