@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +130,31 @@ async def run_eval(
     done = done_keys(results)
     todo = [(item, mode) for mode in modes for item in items if (item.id, mode) not in done]
     logger.info("%d to ask, %d already in %s", len(todo), len(done), results)
+
+    async def ask(item: QAItem, mode: str) -> dict[str, Any]:
+        return await ask_one(client, item, mode, options, force_search)
+
+    return await append_rows(todo, ask, results, concurrency=concurrency, progress=progress)
+
+
+async def append_rows(
+    todo: Sequence[tuple[QAItem, str]],
+    row_of: Callable[[QAItem, str], Awaitable[dict[str, Any]]],
+    results: Path,
+    *,
+    concurrency: int,
+    progress: bool,
+    desc: str | None = None,
+) -> int:
+    """``row_of`` every (question, mode) of ``todo``, ``concurrency`` at a time, each row appended to
+    ``results`` as one whole JSON line as soon as it comes (so a run stopped midway resumes)."""
     results.parent.mkdir(parents=True, exist_ok=True)
     limit = asyncio.Semaphore(concurrency)
-    bar = tqdm(total=len(todo), disable=not progress, unit="q")
+    bar = tqdm(total=len(todo), disable=not progress, unit="q", desc=desc)
 
     async def one(item: QAItem, mode: str) -> None:
         async with limit:
-            row = await ask_one(client, item, mode, options, force_search)
+            row = await row_of(item, mode)
         with results.open("a", encoding="utf-8") as handle:  # one whole line per write
             handle.write(json.dumps(row) + "\n")
         bar.update(1)

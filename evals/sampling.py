@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from tqdm.auto import tqdm
 
 from evals.datasets import QAItem
-from evals.runner import send
+from evals.runner import append_rows, send
 from evals.scoring import exact_match, f1_score, normalize_answer
 from service.agent.tags import CORRECTION
 from ssrl_client import AsyncClient, BadRequestError, ChatResult, SearchStep, SSRLError
@@ -214,11 +214,8 @@ async def run_samples(
     done = {(r["id"], r["mode"]) for r in read_samples(results, sampling) if r.get("error") is None}
     todo = [(item, mode) for mode in modes for item in items if (item.id, mode) not in done]
     logger.info("%d to sample (K=%d), %d already in %s", len(todo), sampling.k, len(done), results)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    limit = asyncio.Semaphore(concurrency)
-    bar = tqdm(total=len(todo), disable=not progress, unit="q", desc=f"K={sampling.k}")
 
-    async def one(item: QAItem, mode: str) -> None:
+    async def sample_one(item: QAItem, mode: str) -> dict[str, Any]:
         row: dict[str, Any] = {
             "id": item.id,
             "mode": mode,
@@ -226,25 +223,20 @@ async def run_samples(
             "golden": list(item.golden_answers),
             "sampling": asdict(sampling),
         }
-        async with limit:
-            started = time.perf_counter()
-            try:
-                result = await sample(client, item, mode, sampling, options, force_search)
-                row |= sample_row(item, result) | {"error": None}
-            except SamplingRefusedError:
-                raise
-            except SSRLError as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            row["latency_s"] = round(time.perf_counter() - started, 4)
-        with results.open("a", encoding="utf-8") as handle:  # one whole line per write
-            handle.write(json.dumps(row) + "\n")
-        bar.update(1)
+        started = time.perf_counter()
+        try:
+            result = await sample(client, item, mode, sampling, options, force_search)
+            row |= sample_row(item, result) | {"error": None}
+        except SamplingRefusedError:
+            raise
+        except SSRLError as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        row["latency_s"] = round(time.perf_counter() - started, 4)
+        return row
 
-    try:
-        await asyncio.gather(*(one(item, mode) for item, mode in todo))
-    finally:
-        bar.close()
-    return len(todo)
+    return await append_rows(
+        todo, sample_one, results, concurrency=concurrency, progress=progress, desc=f"K={sampling.k}"
+    )
 
 
 @contextlib.asynccontextmanager
