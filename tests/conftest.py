@@ -13,6 +13,14 @@ marked by its path or file name. ``-m "not e2e"`` is the fast suite.
 
 from __future__ import annotations
 
+import os
+
+# Every server the tests start (vLLM's CPU engine, the trainer) shares 2 cores with the test process
+# and with each other: OpenMP threads that spin while they wait (libgomp's default) take the cores
+# the other processes need. Passive waiting, inherited by every subprocess; a setting the caller
+# made is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
