@@ -24,7 +24,10 @@ class EngineSettings(BaseModel):
         description="Context length (prompt + completion) in tokens; unset = the model's own limit.",
     )
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
-        default="auto", description="Weight and activation dtype."
+        default="auto",
+        description="Weight and activation dtype; auto = vLLM's choice, except float32 on a CPU "
+        "without native bf16 products (AVX-512 BF16 or AMX), where vLLM's bfloat16 is emulated and "
+        "several times slower.",
     )
     tensor_parallel_size: int = Field(
         default=1, ge=1, le=64, description="GPUs to shard each layer over (tensor parallel)."

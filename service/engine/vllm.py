@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -38,6 +39,36 @@ def cuda_available() -> bool:
     except ImportError:  # pragma: no cover - vllm is a hard requirement at run time
         return False
     return bool(current_platform.is_cuda_alike())
+
+
+#: CPU flags of native bf16 products (AVX-512 BF16, AMX); without them vLLM's CPU kernels emulate bf16.
+_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def resolve_dtype(dtype: str, *, on_gpu: bool, flags: frozenset[str] | None = None) -> str:
+    """``engine.dtype`` with ``auto`` resolved on a CPU: float32 where the CPU has no native bf16
+    products. vLLM's auto picks bfloat16 on every CPU; on an AVX2-only CPU (the 2-core machines here)
+    that is emulated, and the embedded model served 3.8x fewer tokens a second than in float32
+    (bench/README.md, "dtype on the CPU"). Elsewhere (a GPU, a CPU with AVX-512 BF16 or AMX, or a
+    dtype asked for) it is vLLM's own choice."""
+    if dtype != "auto" or on_gpu:
+        return dtype
+    have = cpu_flags() if flags is None else flags
+    if not have or have & _BF16_FLAGS:
+        return dtype
+    return "float32"
 
 
 #: Draft tokens per step for ngram speculation when engine.speculative_tokens is unset.
@@ -92,7 +123,7 @@ def engine_args(model: str, served_name: str, options: EngineSettings, *, agent_
     kwargs: dict[str, Any] = {
         "model": model,
         "served_model_name": [served_name],
-        "dtype": options.dtype,
+        "dtype": resolve_dtype(options.dtype, on_gpu=on_gpu),
         "tensor_parallel_size": options.tensor_parallel_size,
         "pipeline_parallel_size": options.pipeline_parallel_size,
         "enforce_eager": (not on_gpu) if options.enforce_eager is None else options.enforce_eager,

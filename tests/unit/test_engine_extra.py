@@ -59,3 +59,9 @@ def test_vllm_itself_validates_extra() -> None:
     assert args.max_logprobs == 7
     with pytest.raises(ValueError, match="no_such_option"):
         vllm_engine.engine_args("m", "served", EngineSettings(extra={"no_such_option": 1}))
+
+
+def test_the_resolved_dtype_reaches_the_engine_args(fake_vllm: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vllm_engine, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert vllm_engine.engine_args("m", "s", EngineSettings()).kwargs["dtype"] == "float32"
+    assert vllm_engine.engine_args("m", "s", EngineSettings(dtype="bfloat16")).kwargs["dtype"] == "bfloat16"
