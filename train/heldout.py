@@ -1,6 +1,7 @@
 """Check that the hand-written natural question sets are held out from training.
 
     python -m train.heldout              # prints the check's figures
+    python -m train.heldout bench/results/eval-natural-test/results.jsonl   # ... and EM without them
 
 Two checks: no article (or subject) of a natural question is among the training facts, and which
 natural questions a training phrasing would produce word for word if it were filled with that
@@ -50,7 +51,25 @@ def collisions(rows: Iterable[dict[str, object]], made: dict[str, Fact]) -> list
     return out
 
 
-def main() -> int:
+def em_without(results: Path, left_out: set[str], groups: dict[str, str]) -> dict[str, dict[str, float]]:
+    """EM % per mode and popularity group of an ssrl-eval results.jsonl over the questions of
+    ``groups`` (id -> group), the ``left_out`` ones (by text) not counted."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for line in results.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else None
+        if not row or row.get("error") is not None or str(row["id"]) not in groups:
+            continue  # another set's question
+        if row["question"] in left_out:
+            continue
+        for group in ("all", groups.get(str(row["id"]), "all")):
+            scores.setdefault(row["mode"], {}).setdefault(group, []).append(float(row["em"]))
+    return {
+        mode: {f"{group} (n={len(v)})": round(100 * sum(v) / len(v), 1) for group, v in sorted(by.items())}
+        for mode, by in sorted(scores.items())
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     from service.search.local import LocalIndex
     from service.settings import Settings
 
@@ -67,6 +86,12 @@ def main() -> int:
         report[Path(path).name] = {"questions": len(rows), "a_template_would_produce": len(found)}
         for question, kind, article in found:
             print(f"{Path(path).name}: {question!r} = a {kind} phrasing (fact of {article!r})")
+        made_here = {question for question, _, _ in found}
+        groups = {str(r["id"]): str(r.get("popularity") or "all") for r in rows}
+        for results in argv if argv is not None else sys.argv[1:]:
+            figures = em_without(Path(results), made_here, groups)
+            if figures:  # the results of this set's questions
+                report[f"{results}, EM % without those"] = figures
     print(json.dumps(report, indent=2))
     return 0
 

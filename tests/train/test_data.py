@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -299,3 +300,21 @@ def test_the_held_out_check_finds_natural_questions_a_template_would_make() -> N
     assert [q for q, _, _ in found] == [rows[0]["question"], rows[1]["question"]]
     assert all(kind == "nationality" and article == "Immanuel Kant" for _, kind, article in found)
     assert normalise("Quick q: Who wrote HAMLET?") == "who wrote hamlet"
+
+
+def test_em_without_the_template_made_questions(tmp_path: Path) -> None:
+    from train.heldout import em_without
+
+    results = tmp_path / "results.jsonl"
+    rows = [
+        {"id": "a", "mode": "real", "question": "who wrote hamlet", "em": 1.0, "error": None},
+        {"id": "b", "mode": "real", "question": "Hamlet's author, anyone?", "em": 0.0, "error": None},
+        {"id": "c", "mode": "real", "question": "where is lake tana", "em": 1.0, "error": None},
+        {"id": "c", "mode": "self", "question": "where is lake tana", "em": 0.0, "error": None},
+        {"id": "z", "mode": "real", "question": "another set's", "em": 1.0, "error": None},
+    ]
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    groups = {"a": "well-known", "b": "well-known", "c": "less-known"}
+    got = em_without(results, {"who wrote hamlet"}, groups)
+    assert got["real"] == {"all (n=2)": 50.0, "less-known (n=1)": 100.0, "well-known (n=1)": 0.0}
+    assert got["self"] == {"all (n=1)": 0.0, "less-known (n=1)": 0.0}
