@@ -21,6 +21,7 @@ import httpx
 
 from bench._util import Server, free_port, percentile, ssrl_server, table, write_json
 from service.engine.model_files import prepare_embedded_model
+from service.engine.vllm import cuda_available, resolve_dtype
 from service.settings import EMBEDDED_MODEL_NAME, Settings
 
 MODEL = EMBEDDED_MODEL_NAME
@@ -46,8 +47,10 @@ def vllm_server(
     env: dict[str, str] | None = None,
 ) -> Server:
     """vLLM's own OpenAI server on ``model_dir`` with this service's engine settings (the baseline of
-    the benchmarks; with ``log_stats`` its Prometheus metrics are on, as by vLLM's default; with
-    ``speculative_config`` it speculates as told, ``--speculative-config JSON``)."""
+    the benchmarks), in the dtype this service's ``engine.dtype=auto`` picks here (float32 on a CPU
+    without native bf16), so both serve the same arithmetic; with ``log_stats`` its Prometheus
+    metrics are on, as by vLLM's default; with ``speculative_config`` it speculates as told
+    (``--speculative-config JSON``)."""
     port = free_port()
     args = [
         sys.executable,
@@ -64,6 +67,8 @@ def vllm_server(
         "--max-model-len",
         "2048",
         "--enforce-eager",
+        "--dtype",
+        resolve_dtype("auto", on_gpu=cuda_available()),
         "--enable-prefix-caching",
         "--kv-cache-memory-bytes",
         str(1024**3),
