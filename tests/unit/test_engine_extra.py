@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 import pytest
 from pydantic_settings import CliApp
 
 from service.engine import vllm as vllm_engine
 from service.engine.settings import EngineSettings
 from service.settings import Settings
-
-
-class _Args:
-    """Stands in for vLLM's AsyncEngineArgs: records what it was built with, refuses an unknown name."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        if "no_such_option" in kwargs:
-            raise TypeError("AsyncEngineArgs.__init__() got an unexpected keyword argument 'no_such_option'")
-        self.kwargs = kwargs
-
-
-@pytest.fixture
-def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("vllm.engine.arg_utils")
-    module.AsyncEngineArgs = _Args  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm.engine.arg_utils", module)
-    monkeypatch.setattr(vllm_engine, "cuda_available", lambda: False)
 
 
 def test_extra_reaches_the_engine_args(fake_vllm: None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -15,21 +13,6 @@ from service.engine.settings import EngineSettings
 from service.settings import Settings
 
 NGRAM = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
-
-
-class _Args:
-    """Stands in for vLLM's AsyncEngineArgs: records what it was built with."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
-
-
-@pytest.fixture
-def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = types.ModuleType("vllm.engine.arg_utils")
-    module.AsyncEngineArgs = _Args  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "vllm.engine.arg_utils", module)
-    monkeypatch.setattr(vllm_engine, "cuda_available", lambda: False)
 
 
 def spec(options: EngineSettings, *, agent_traffic: bool = True) -> Any:
