@@ -2,12 +2,15 @@
 
     python -m bench.engine_options                       # dtype and speculation, the four pairs
     python -m bench.engine_options --configs "bf16=--engine.dtype bfloat16" "fp32=--engine.dtype float32"
+    python -m bench.engine_options --configs "auto=" "both-cores=VLLM_CPU_OMP_THREADS_BIND=0-1"
 
 Each configuration gets a fresh server of this service (the embedded model, the local index), then
 two workloads at the same concurrency: plain answers (``search_mode`` off, 64 tokens) and real-mode
 trajectories (512 tokens), on the first questions of bench/data/natural-dev.jsonl. Throughput is
 reported as a ratio to the first configuration of the same run. ``--rounds 2`` runs every
 configuration again in reverse order (the spread between rounds is the noise to read ratios against).
+A configuration's words of the form ``NAME=value`` (an upper-case name) are set in the server's
+environment instead of passed as flags (vLLM reads some settings, such as its CPU binding, only there).
 Run it on a quiet machine (``uptime`` first): the load average is recorded at each row's start and end.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shlex
 import tempfile
 import time
@@ -34,6 +38,22 @@ DEFAULT_CONFIGS = [
     "fp32+ngram=--engine.dtype float32 --engine.speculation ngram",
 ]
 WORKLOADS = (("off", 64), ("real", 512))
+_ENV_WORD = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def parse_config(config: str) -> tuple[str, list[str], dict[str, str]]:
+    """``NAME=words``: the configuration's name, its server flags, and its environment variables
+    (the words ``VAR=value`` with an upper-case name)."""
+    name, _, words = config.partition("=")
+    flags: list[str] = []
+    env: dict[str, str] = {}
+    for word in shlex.split(words):
+        match = _ENV_WORD.match(word)
+        if match:
+            env[match.group(1)] = match.group(2)
+        else:
+            flags.append(word)
+    return name, flags, env
 
 
 def questions(limit: int) -> list[str]:
@@ -77,13 +97,13 @@ async def workload(
 
 
 def run(
-    configs: list[tuple[str, list[str]]], args: argparse.Namespace, log_dir: Path
+    configs: list[tuple[str, list[str], dict[str, str]]], args: argparse.Namespace, log_dir: Path
 ) -> list[dict[str, Any]]:
     rows = []
     order = [*configs, *reversed(configs)] if args.rounds == 2 else configs
-    for i, (name, extra) in enumerate(order):
+    for i, (name, extra, env) in enumerate(order):
         load_start = os.getloadavg()
-        with ssrl_server(log_dir, *extra) as server:
+        with ssrl_server(log_dir, *extra, env=env) as server:
             for mode, max_tokens in WORKLOADS:
                 asked = questions(args.questions if mode == "off" else args.questions // 2)
                 result = asyncio.run(workload(server.url, mode, max_tokens, asked, args.concurrency))
@@ -125,7 +145,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, choices=(1, 2), default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "engine_options.json")
     args = parser.parse_args()
-    configs = [(c.partition("=")[0], shlex.split(c.partition("=")[2])) for c in args.configs]
+    configs = [parse_config(c) for c in args.configs]
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(configs, args, Path(tmp))
     headers = ["round", "config", "mode", "questions", "seconds", "tokens/s", "q/s ratio", "load"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.engine_options import DEFAULT_CONFIGS, ratios
+from bench.engine_options import DEFAULT_CONFIGS, parse_config, ratios
 
 
 def _row(rnd: int, config: str, mode: str, qps: float) -> dict[str, object]:
@@ -38,3 +38,13 @@ def test_the_default_pairs_change_one_setting_at_a_time() -> None:
     flags = [c.partition("=")[2].split() for c in DEFAULT_CONFIGS]
     assert all(len(f) == 4 for f in flags)
     assert {f[1] for f in flags} == {"bfloat16", "float32"} and {f[3] for f in flags} == {"off", "ngram"}
+
+
+def test_a_config_sets_upper_case_words_in_the_environment_and_passes_the_rest_as_flags() -> None:
+    assert parse_config("both=VLLM_CPU_OMP_THREADS_BIND=0-1 --engine.dtype float32") == (
+        "both",
+        ["--engine.dtype", "float32"],
+        {"VLLM_CPU_OMP_THREADS_BIND": "0-1"},
+    )
+    assert parse_config("auto=") == ("auto", [], {})
+    assert parse_config("x=--engine.extra '{\"a\": 1}'") == ("x", ["--engine.extra", '{"a": 1}'], {})
