@@ -1,12 +1,14 @@
-"""Engine settings side by side: the same two workloads on servers that differ in one engine setting.
+"""Engine settings side by side: the same three workloads on servers that differ in one engine setting.
 
     python -m bench.engine_options                       # dtype and speculation, the four pairs
     python -m bench.engine_options --configs "bf16=--engine.dtype bfloat16" "fp32=--engine.dtype float32"
     python -m bench.engine_options --configs "auto=" "both-cores=VLLM_CPU_OMP_THREADS_BIND=0-1"
 
 Each configuration gets a fresh server of this service (the embedded model, the local index), then
-two workloads at the same concurrency: plain answers (``search_mode`` off, 64 tokens) and real-mode
-trajectories (512 tokens), on the first questions of bench/data/natural-dev.jsonl. Throughput is
+three workloads at the same concurrency: plain answers (``search_mode`` off, 64 tokens, temperature
+1: OpenAI's default, what a plain client gets), real-mode trajectories (512 tokens, greedy: the agent
+modes' default) and the same trajectories sampled at temperature 1 (as pass@k and rejection sampling
+ask for them), on the first questions of bench/data/natural-dev.jsonl. Throughput is
 reported as a ratio to the first configuration of the same run. ``--rounds 2`` runs every
 configuration again in reverse order (the spread between rounds is the noise to read ratios against).
 A configuration's words of the form ``NAME=value`` (an upper-case name) are set in the server's
@@ -37,7 +39,8 @@ DEFAULT_CONFIGS = [
     "fp32+off=--engine.dtype float32 --engine.speculation off",
     "fp32+ngram=--engine.dtype float32 --engine.speculation ngram",
 ]
-WORKLOADS = (("off", 64), ("real", 512))
+#: (label, search_mode, max_tokens, temperature)
+WORKLOADS = (("off", "off", 64, 1.0), ("real", "real", 512, 0.0), ("real-T1", "real", 512, 1.0))
 _ENV_WORD = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
 
@@ -63,20 +66,22 @@ def questions(limit: int) -> list[str]:
 
 
 async def workload(
-    url: str, mode: str, max_tokens: int, asked: list[str], concurrency: int
+    url: str, mode: str, max_tokens: int, asked: list[str], concurrency: int, temperature: float = 0.0
 ) -> dict[str, Any]:
     limit = asyncio.Semaphore(concurrency)
     tokens = 0
     answers: list[str | None] = []
     async with httpx.AsyncClient(base_url=url, timeout=900) as client:
 
-        async def one(question: str) -> None:
+        async def one(number: int, question: str) -> None:
             nonlocal tokens
             body = {
                 "model": "ssrl-smollm2-135m",
                 "messages": [{"role": "user", "content": question}],
                 "search_mode": mode,
                 "max_tokens": max_tokens,
+                "temperature": temperature,
+                "seed": number,
             }
             async with limit:
                 response = await client.post("/v1/chat/completions", json=body)
@@ -86,7 +91,7 @@ async def workload(
             answers.append(data["choices"][0]["message"].get("content"))
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(q) for q in asked))
+        await asyncio.gather(*(one(i, q) for i, q in enumerate(asked)))
         seconds = time.perf_counter() - started
     return {
         "questions": len(asked),
@@ -104,10 +109,12 @@ def run(
     for i, (name, extra, env) in enumerate(order):
         load_start = os.getloadavg()
         with ssrl_server(log_dir, *extra, env=env) as server:
-            for mode, max_tokens in WORKLOADS:
+            for label, mode, max_tokens, temperature in WORKLOADS:
                 asked = questions(args.questions if mode == "off" else args.questions // 2)
-                result = asyncio.run(workload(server.url, mode, max_tokens, asked, args.concurrency))
-                rows.append({"round": 1 + i // len(configs), "config": name, "mode": mode, **result})
+                result = asyncio.run(
+                    workload(server.url, mode, max_tokens, asked, args.concurrency, temperature)
+                )
+                rows.append({"round": 1 + i // len(configs), "config": name, "mode": label, **result})
                 print(json.dumps(rows[-1]), flush=True)
         for row in rows[-len(WORKLOADS) :]:
             row["loadavg_start"], row["loadavg_end"] = load_start[0], os.getloadavg()[0]
