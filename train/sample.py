@@ -13,6 +13,7 @@ written as ssrl-train trajectories for ``ssrl-train --own``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,6 @@ from tqdm import tqdm
 
 from evals.scoring import exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, ObservationFormat, agent_messages
-from service.search.base import Doc
 from train.qa import QA
 from train.trajectories import Segment, Trajectory
 
@@ -56,6 +56,11 @@ class SampleSettings(BaseSettings):
     keep_per_question: int = Field(default=2, ge=1, le=64, description="Most kept trajectories per question.")
     concurrency: int = Field(default=16, ge=1, le=1024, description="Requests in flight.")
     seed: int = Field(default=1, ge=0, description="Seed of the questions and of the sampling.")
+    reuse_samples: bool = Field(
+        default=True,
+        description="Read the sampled trajectories back from <output>.samples.jsonl when it holds this "
+        "adapter's samples with the same settings (cut them into training data again without sampling).",
+    )
     cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "ssrl", description="The server's cache_dir."
     )
@@ -63,33 +68,45 @@ class SampleSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class Sampled:
-    """One sampled trajectory: its text, its answer, how it ended, and the results each real search
-    injected (in order)."""
+    """One sampled trajectory: its text, its answer, how it ended, and where the observation of each
+    real search lies in the text (the steps' ``information_span``, in order)."""
 
     text: str
     answer: str | None
     end_reason: str | None
     corrections: int
-    injected: list[list[Doc]]
+    spans: list[tuple[int, int]]
 
 
 def segments_of(
-    text: str, injected: Sequence[Sequence[Doc]], observation: ObservationFormat
+    text: str, spans: Sequence[tuple[int, int]], observation: ObservationFormat
 ) -> list[Segment]:
     """The trajectory cut into model-written text (trained) and the observations the loop appended
-    after each real search (masked), found where the loop put them. Raises ValueError when an
-    observation is not in the text as the loop renders it."""
+    after each real search (masked). Each observation is found by the ``information_span`` the
+    service reported for its step (the ``<information>`` block), widened by the text the
+    observation's wrapper puts around the block where that text is there. Raises ValueError when a
+    span does not hold an ``<information>`` block of the text."""
+    rendered = observation.render(None)
+    open_, close = rendered.find("<information>"), rendered.rfind("</information>")
+    tagged = open_ >= 0 and close > open_
+    prefix = rendered[:open_] if tagged else ""
+    suffix = rendered[close + len("</information>") :] if tagged else ""
     segments: list[Segment] = []
     at = 0
-    for docs in injected:
-        block = observation.render(list(docs))
-        where = text.find(block, at)
-        if where < 0:
-            raise ValueError("an injected observation is not in the trajectory")
-        if where > at:
-            segments.append(Segment(text[at:where], True))
-        segments.append(Segment(block, False))
-        at = where + len(block)
+    for start, end in spans:
+        block = text[start:end] if 0 <= start < end <= len(text) else ""
+        if start < at or not block or (
+            tagged and not (block.startswith("<information>") and block.endswith("</information>"))
+        ):
+            raise ValueError(f"no <information> block of the trajectory at {start}:{end}")
+        if prefix and start - len(prefix) >= at and text[start - len(prefix) : start] == prefix:
+            start -= len(prefix)
+        if suffix and text[end : end + len(suffix)] == suffix:
+            end += len(suffix)
+        if start > at:
+            segments.append(Segment(text[at:start], True))
+        segments.append(Segment(text[start:end], False))
+        at = end
     if at < len(text):
         segments.append(Segment(text[at:], True))
     return segments
@@ -108,7 +125,7 @@ def keep(sample: Sampled, answers: Sequence[str]) -> bool:
 
 def to_trajectory(qa: QA, number: int, sample: Sampled, observation: ObservationFormat) -> Trajectory:
     messages = [dict(m) for m in agent_messages(qa.question, SEARCH_R1_INSTRUCTION)]
-    segments = segments_of(sample.text, sample.injected, observation)
+    segments = segments_of(sample.text, sample.spans, observation)
     return Trajectory(f"{qa.id}-own{number}", "own", messages, segments, qa.answers)
 
 
@@ -148,10 +165,10 @@ async def _sample_all(settings: SampleSettings, questions: list[QA]) -> dict[str
                     answer=result.answer,
                     end_reason=trace.end_reason if trace else None,
                     corrections=trace.corrections if trace else 0,
-                    injected=[
-                        [Doc(d.title, d.text, d.url) for d in s.results]
+                    spans=[
+                        (s.information_span.start, s.information_span.end)
                         for s in result.steps
-                        if s.source == "real"
+                        if s.source == "real" and s.information_span is not None
                     ],
                 )
             )
@@ -162,18 +179,58 @@ async def _sample_all(settings: SampleSettings, questions: list[QA]) -> dict[str
     return out
 
 
+def _sampling_key(settings: SampleSettings) -> dict[str, object]:
+    """What makes two sampling runs the same (their samples can stand in for each other)."""
+    return settings.model_dump(
+        mode="json", include={"adapter", "questions", "samples", "temperature", "top_p", "max_tokens", "seed"}
+    )
+
+
+def save_samples(path: Path, key: dict[str, object], sampled: dict[str, list[Sampled]]) -> None:
+    """Every sampled trajectory, kept or not, one JSON line each (the first line: the settings)."""
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"key": key}) + "\n")
+        for qid, samples in sampled.items():
+            for sample in samples:
+                handle.write(json.dumps({"id": qid, **dataclasses.asdict(sample)}, ensure_ascii=False) + "\n")
+
+
+def load_samples(path: Path, key: dict[str, object]) -> dict[str, list[Sampled]] | None:
+    """The samples saved by :func:`save_samples` under the same settings, or None."""
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or json.loads(lines[0]).get("key") != key:
+        return None
+    out: dict[str, list[Sampled]] = {}
+    for line in lines[1:]:
+        row = json.loads(line)
+        qid = row.pop("id")
+        row["spans"] = [tuple(span) for span in row["spans"]]
+        out.setdefault(qid, []).append(Sampled(**row))
+    return out
+
+
 def run(settings: SampleSettings) -> dict[str, object]:
     from service.search.local import LocalIndex
     from train.data import sample_questions
 
     index = LocalIndex.load(None, settings.cache_dir / "indexes")
     questions = sample_questions(index, settings.questions, random.Random(settings.seed))
-    sampled = asyncio.run(_sample_all(settings, questions))
+    samples_file = settings.output.with_suffix(".samples.jsonl")
+    key = _sampling_key(settings)
+    sampled = load_samples(samples_file, key) if settings.reuse_samples else None
+    if sampled is None:
+        sampled = asyncio.run(_sample_all(settings, questions))
+        settings.output.parent.mkdir(parents=True, exist_ok=True)
+        save_samples(samples_file, key, sampled)
+    else:
+        logger.info("reusing the samples in %s", samples_file)
     observation = PRESETS["ssrl-smollm2"]
     kept: list[Trajectory] = []
     solved = Counter[int]()
     for qa in questions:
-        good = [s for s in sampled[qa.id] if keep(s, qa.answers)]
+        good = [s for s in sampled.get(qa.id, []) if keep(s, qa.answers)]
         solved[len(good)] += 1
         for number, sample in enumerate(good[: settings.keep_per_question]):
             try:
