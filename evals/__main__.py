@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 
@@ -42,6 +44,12 @@ class EvalSettings(BaseSettings):
     )
 
     base_url: str | None = Field(default=None, description="A running service; unset = start one in-process.")
+    wait_seconds: float = Field(
+        default=900,
+        ge=0,
+        description="With --base-url: how long to wait for the service's /health to say its model is "
+        "loaded before the first question.",
+    )
     api_key: SecretStr | None = Field(default=None, description="Its API key.")
     dataset: Path | None = Field(default=None, description="JSONL QA set; unset = fanoutqa's dev questions.")
     limit: int | None = Field(default=None, ge=1, le=1_000_000, description="Ask only the first N questions.")
@@ -83,11 +91,38 @@ class EvalSettings(BaseSettings):
     )
 
 
+async def wait_until_healthy(
+    base_url: str, timeout: float, *, interval: float = 2.0, transport: httpx.AsyncBaseTransport | None = None
+) -> None:
+    """Return once the service's ``/health`` answers 200 (its engine loads for a minute or more after
+    the port opens, and a question asked meanwhile gets a 503). Raises RuntimeError when the service
+    says its model failed to load, TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    status = "unreachable"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, transport=transport) as http:
+        while True:
+            try:
+                response = await http.get("/health")
+                if response.status_code == 200:
+                    return
+                body = response.json() if "json" in response.headers.get("content-type", "") else {}
+                status = str(body.get("status", response.status_code))
+                if status == "failed":
+                    raise RuntimeError(f"the service at {base_url} failed to load its model: {body.get('error')}")
+            except httpx.TransportError as exc:
+                status = f"unreachable ({type(exc).__name__})"
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the service at {base_url} was not ready after {timeout:.0f} s ({status})")
+            logger.info("waiting for %s: %s", base_url, status)
+            await asyncio.sleep(interval)
+
+
 @contextlib.asynccontextmanager
 async def service_client(settings: EvalSettings) -> AsyncIterator[AsyncClient]:
     """A client of the running service, or of one started in-process with the embedded defaults."""
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if settings.base_url:
+        await wait_until_healthy(settings.base_url, settings.wait_seconds)
         async with AsyncClient(base_url=settings.base_url, api_key=key, max_retries=3) as client:
             yield client
         return
