@@ -108,11 +108,15 @@ async def wait_until_healthy(
                 body = response.json() if "json" in response.headers.get("content-type", "") else {}
                 status = str(body.get("status", response.status_code))
                 if status == "failed":
-                    raise RuntimeError(f"the service at {base_url} failed to load its model: {body.get('error')}")
+                    raise RuntimeError(
+                        f"the service at {base_url} failed to load its model: {body.get('error')}"
+                    )
             except httpx.TransportError as exc:
                 status = f"unreachable ({type(exc).__name__})"
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"the service at {base_url} was not ready after {timeout:.0f} s ({status})")
+                raise TimeoutError(
+                    f"the service at {base_url} was not ready after {timeout:.0f} s ({status})"
+                )
             logger.info("waiting for %s: %s", base_url, status)
             await asyncio.sleep(interval)
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from evals.scoring import exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, ObservationFormat, agent_messages
+from service.agent.steps import information_span
 from train.qa import QA
 from train.trajectories import Segment, Trajectory
 
@@ -78,25 +79,24 @@ class Sampled:
     spans: list[tuple[int, int]]
 
 
-def segments_of(
-    text: str, spans: Sequence[tuple[int, int]], observation: ObservationFormat
-) -> list[Segment]:
+def segments_of(text: str, spans: Sequence[tuple[int, int]], observation: ObservationFormat) -> list[Segment]:
     """The trajectory cut into model-written text (trained) and the observations the loop appended
     after each real search (masked). Each observation is found by the ``information_span`` the
     service reported for its step (the ``<information>`` block), widened by the text the
     observation's wrapper puts around the block where that text is there. Raises ValueError when a
     span does not hold an ``<information>`` block of the text."""
     rendered = observation.render(None)
-    open_, close = rendered.find("<information>"), rendered.rfind("</information>")
-    tagged = open_ >= 0 and close > open_
-    prefix = rendered[:open_] if tagged else ""
-    suffix = rendered[close + len("</information>") :] if tagged else ""
+    block_start, block_end = information_span(rendered, 0)  # the loop's own rule for the block
+    tagged = rendered.startswith("<information>", block_start)
+    prefix, suffix = rendered[:block_start], rendered[block_end:]
     segments: list[Segment] = []
     at = 0
     for start, end in spans:
         block = text[start:end] if 0 <= start < end <= len(text) else ""
-        if start < at or not block or (
-            tagged and not (block.startswith("<information>") and block.endswith("</information>"))
+        if (
+            start < at
+            or not block
+            or (tagged and not (block.startswith("<information>") and block.endswith("</information>")))
         ):
             raise ValueError(f"no <information> block of the trajectory at {start}:{end}")
         if prefix and start - len(prefix) >= at and text[start - len(prefix) : start] == prefix:
@@ -217,12 +217,12 @@ def run(settings: SampleSettings) -> dict[str, object]:
 
     index = LocalIndex.load(None, settings.cache_dir / "indexes")
     questions = sample_questions(index, settings.questions, random.Random(settings.seed))
+    settings.output.parent.mkdir(parents=True, exist_ok=True)
     samples_file = settings.output.with_suffix(".samples.jsonl")
     key = _sampling_key(settings)
     sampled = load_samples(samples_file, key) if settings.reuse_samples else None
     if sampled is None:
         sampled = asyncio.run(_sample_all(settings, questions))
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
         save_samples(samples_file, key, sampled)
     else:
         logger.info("reusing the samples in %s", samples_file)
@@ -237,7 +237,6 @@ def run(settings: SampleSettings) -> dict[str, object]:
                 kept.append(to_trajectory(qa, number, sample, observation))
             except ValueError:
                 logger.warning("%s: an observation could not be found in the trajectory; skipped", qa.id)
-    settings.output.parent.mkdir(parents=True, exist_ok=True)
     with settings.output.open("w", encoding="utf-8") as handle:
         for trajectory in kept:
             handle.write(json.dumps(trajectory.to_json(), ensure_ascii=False) + "\n")
