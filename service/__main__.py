@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import CliApp
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger("service")
 
@@ -18,6 +22,21 @@ def _quiet_environment() -> None:
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def uvicorn_config(settings: Settings, app: Any) -> uvicorn.Config:
+    """uvicorn's settings for the app: address, log level, graceful shutdown and keep-alive."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        timeout_keep_alive=int(settings.keep_alive_timeout),
+        access_log=settings.log_level == "debug",
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -40,15 +59,7 @@ def serve(settings: Settings) -> int:
             server.should_exit = True
 
     app = create_app(settings, on_load_failure=stop_on_failure, on_engine_death=stop_on_failure)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout),
-        access_log=settings.log_level == "debug",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(settings, app))
     logger.info("serving %s on http://%s:%d", settings.resolved_model_name(), settings.host, settings.port)
     server.run()
     return 1 if failed else 0

@@ -201,6 +201,14 @@ class Settings(BaseSettings):
         le=3600.0,
         description="Seconds in-flight requests get to finish on shutdown before they are aborted.",
     )
+    keep_alive_timeout: float = Field(
+        default=75.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds an idle keep-alive connection stays open. Longer than the idle time of "
+        "client pools (httpx, hence the openai SDK: 5 s; load balancers: up to 60 s), so the server "
+        "never closes a connection just as a client reuses it (that client sees a reset, not a reply).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the service."
     )
