@@ -85,8 +85,10 @@ async def drive(
     duration: float,
     hung_after: float,
     headers: dict[str, str] | None = None,
+    max_tokens: int = 400,
 ) -> list[Outcome]:
-    """``clients`` closed-loop clients, each sending up to ``per_client`` requests until ``duration``."""
+    """``clients`` closed-loop clients, each sending up to ``per_client`` requests of ``max_tokens``
+    until ``duration``."""
     deadline = time.monotonic() + duration
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=None, limits=limits) as client:
@@ -96,7 +98,7 @@ async def drive(
             for i in range(per_client):
                 if time.monotonic() >= deadline:
                     break
-                out.append(await one(client, w * per_client + i, hung_after))
+                out.append(await one(client, w * per_client + i, hung_after, max_tokens))
             return out
 
         per_worker = await asyncio.gather(*(worker(w) for w in range(clients)))

@@ -14,12 +14,14 @@ marked by its path or file name. ``-m "not e2e"`` is the fast suite.
 from __future__ import annotations
 
 import os
+import shutil
 
 # Every server the tests start (vLLM's CPU engine, the trainer) shares 2 cores with the test process
 # and with each other: OpenMP threads that spin while they wait (libgomp's default) take the cores
 # the other processes need. Passive waiting, inherited by every subprocess; a setting the caller
 # made is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -38,6 +40,29 @@ from tests.fakes import FakeBackend
 from tests.helpers import MODEL
 
 Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+def worker_core(worker: str | None, cpus: int) -> str | None:
+    """The core a pytest-xdist worker (``gw0``, ``gw1``, ...) binds its vLLM CPU engines to: vLLM
+    binds every engine to core 0 by default (the other core serves its front end), so two workers'
+    engines would share one core and crawl; one core each runs both at about full speed."""
+    if worker is None or not worker.startswith("gw") or cpus < 2:
+        return None
+    return str(int(worker[2:]) % cpus)
+
+
+_core = worker_core(os.environ.get("PYTEST_XDIST_WORKER"), os.cpu_count() or 1)
+if _core is not None:
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _core)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at most two (each may hold three servers of about 3.6 GB:
+    the session's, and a module's two router replicas); one on a GPU host, where the servers share
+    one GPU's memory."""
+    if shutil.which("nvidia-smi"):
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def build_app(

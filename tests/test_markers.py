@@ -22,3 +22,11 @@ def _module_marks(path: Path) -> list[str]:
 @pytest.mark.parametrize("path", sorted(E2E.glob("test_*.py")), ids=lambda p: p.name)
 def test_every_e2e_module_is_marked(path: Path) -> None:
     assert _module_marks(path) == ["pytest.mark.e2e"]
+
+
+def test_each_xdist_worker_binds_its_engines_to_its_own_core() -> None:
+    from tests.conftest import worker_core
+
+    assert [worker_core(f"gw{i}", 2) for i in range(3)] == ["0", "1", "0"]
+    assert worker_core(None, 2) is None  # not under xdist: vLLM's own binding
+    assert worker_core("gw1", 1) is None  # one core: nothing to share out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +109,20 @@ def test_every_level_asks_its_own_questions() -> None:
     assert [len(qs) for _, qs in levels.values()] == [5, 5, 30, 30]
     with pytest.raises(SystemExit, match="the dataset has 100 questions"):
         plan(pool, [1, 16, 64], questions=64, serial=5)
+
+
+def test_the_ngram_baseline_is_vllms_server_with_the_services_speculative_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What vllm_loop_ngram adds to vllm_loop (CI's smoke run starts vllm_loop only)."""
+    from bench import overhead
+    from bench.client_mode import NGRAM, SYSTEMS
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(overhead, "Server", lambda args, *a, **k: started.append(args))
+    for name in ("vllm_loop", "vllm_loop_ngram"):
+        overhead.vllm_server(tmp_path, tmp_path, speculative_config=SYSTEMS[name]().speculative_config)
+    plain, ngram = ([a for i, a in enumerate(args) if i == 0 or args[i - 1] != "--port"] for args in started)
+    flag = ngram.index("--speculative-config")
+    assert json.loads(ngram[flag + 1]) == NGRAM and NGRAM["method"] == "ngram"
+    assert ngram[:flag] + ngram[flag + 2 :] == plain  # the same server otherwise (but its port)
