@@ -90,6 +90,20 @@ class TrainSettings(BaseSettings):
         description="Longest trajectory kept (tokens after the prompt, results included), so that "
         "trajectories fit a max_tokens of 512.",
     )
+    description_share: float = Field(
+        default=Mix.description,
+        ge=0.0,
+        le=1.0,
+        description="Share of questions whose answer is the article's own title ('which city is known "
+        "as ...'); the rest ask for a fact inside an article.",
+    )
+    keep_first_rank: float = Field(
+        default=Mix.keep_first_rank,
+        ge=0.0,
+        le=1.0,
+        description="Share of real-search trajectories kept when the answer is in the first result; "
+        "lower = more answers read from the second or third result.",
+    )
     self_only: bool = Field(
         default=False,
         description="Every <information> written by the model (SSRL's simulated search), none from the "
@@ -121,6 +135,9 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     recipe = settings.model_dump(
         mode="json", include={"trajectories", "seed", "top_k", "result_words", "snippet_words", "self_only"}
     )
+    mix = Mix(description=settings.description_share, keep_first_rank=settings.keep_first_rank)
+    if mix != Mix():  # a recipe of the default mix stays as earlier runs wrote it (their data is reused)
+        recipe |= {"description_share": mix.description, "keep_first_rank": mix.keep_first_rank}
     stats_file = data_dir / "stats.json"
     earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
     if earlier.get("recipe") == recipe:
@@ -141,7 +158,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
             data_dir,
             trajectories=settings.trajectories,
             seed=settings.seed,
-            mix=Mix(),
+            mix=mix,
             result_words=settings.result_words,
         )
         stats["recipe"] = recipe

@@ -72,6 +72,19 @@ def test_data_only_builds_the_data_and_trains_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "train_log.jsonl").exists() and not (tmp_path / "adapter").exists()
 
 
+def test_the_mix_flags_shape_the_data(tmp_path: Path) -> None:
+    """No title answers, and no real search whose answer is in the first result: every answer is
+    read from the second or third."""
+    assert main(_args(tmp_path, "--trajectories", "40", "--data-only", *MIX)) == 0
+    stats = json.loads((tmp_path / "data" / "stats.json").read_text())
+    assert stats["description_share"] == 0.0
+    assert stats["answer_rank"] and "1" not in stats["answer_rank"], stats["answer_rank"]
+    assert stats["recipe"]["keep_first_rank"] == 0.0
+
+
+MIX = ("--description-share", "0", "--keep-first-rank", "0")
+
+
 def test_a_run_resumes_from_its_checkpoint_and_stops_where_asked(trained: Path) -> None:
     assert main(_args(trained, "--steps", "6", "--stop-at", "3")) == 0
     log = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
