@@ -22,7 +22,6 @@ import shutil
 # made is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any

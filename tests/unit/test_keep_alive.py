@@ -20,7 +20,8 @@ REQUEST = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive
 
 
 def test_the_default_outlasts_the_idle_time_of_httpx_pools() -> None:
-    pool_expiry = httpx.AsyncClient()._transport._pool._keepalive_expiry  # the openai SDK's pool too
+    with httpx.Client() as client:  # the openai SDK's pool too
+        pool_expiry = client._transport._pool._keepalive_expiry
     assert pool_expiry is not None
     assert Settings().keep_alive_timeout > pool_expiry
 
@@ -36,19 +37,19 @@ async def open_after_idle(settings: Settings, idle: float) -> bool:
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(REQUEST)
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200")
-        lines = head.lower().split(b"\r\n")
-        length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
-        await reader.readexactly(length)
-        await asyncio.sleep(idle)
-        closed = reader.at_eof() or await asyncio.wait_for(reader.read(1), 0.2) == b""
-        writer.close()
-        return not closed
-    except TimeoutError:  # nothing to read and no EOF: still open
-        writer.close()
-        return True
+        try:
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            lines = head.lower().split(b"\r\n")
+            length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
+            await reader.readexactly(length)
+            await asyncio.sleep(idle)
+            return not (reader.at_eof() or await asyncio.wait_for(reader.read(1), 0.2) == b"")
+        except TimeoutError:  # nothing to read and no EOF: still open
+            return True
+        finally:
+            writer.close()
     finally:
         server.should_exit = True
         await task
