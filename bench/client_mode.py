@@ -12,7 +12,8 @@ Systems (``--systems``; the default runs the first five):
 - ``real_off``: this service runs the loop and the search, ``--engine.speculation off``;
 - ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic);
 - ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
-- optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_suffix`` (vLLM's
+- optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_ngram8`` (eight
+  draft tokens a step instead of four), ``real_suffix`` (vLLM's
   suffix decoding; needs arctic-inference), ``real_iomp`` (the defaults with Intel OpenMP preloaded,
   as vLLM asks for speculative decoding on CPU; needs libiomp5.so in the environment's lib/).
 
@@ -98,6 +99,11 @@ SYSTEMS: dict[str, Callable[[], System]] = {
         "service `real`, ngram, --engine.speculation-max-batch 16",
         "service",
         args=("--engine.speculation", "ngram", "--engine.speculation-max-batch", "16"),
+    ),
+    "real_ngram8": lambda: System(
+        "service `real`, ngram, --engine.speculative-tokens 8",
+        "service",
+        args=("--engine.speculation", "ngram", "--engine.speculative-tokens", "8"),
     ),
     "real_suffix": lambda: System(
         "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
