@@ -126,7 +126,8 @@ def served_counts(replicas: Sequence[Server]) -> list[float]:
     counts = []
     for replica in replicas:
         try:
-            text = httpx.get(replica.url + "/metrics", timeout=5).text
+            # a live replica under load can take seconds to answer; a dead one refuses at once
+            text = httpx.get(replica.url + "/metrics", timeout=30).text
         except httpx.HTTPError:
             counts.append(float("nan"))
             continue

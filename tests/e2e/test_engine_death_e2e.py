@@ -94,7 +94,9 @@ def test_killing_the_engine_core_fails_requests_fast_and_exits_non_zero(tmp_path
             assert set(error) == {"message", "type", "param", "code"}
             assert (error["code"], error["type"]) == ("engine_dead", "server_error"), error
         # 200 only in the moment before vLLM notices its core is gone; then 503 until the server stops
-        assert 503 in health and 200 not in health[health.index(503) :], health
+        # (a loaded machine can miss the 503s: the first poll may find the server already gone)
+        first_down = next((i for i, status in enumerate(health) if status != 200), len(health))
+        assert health[first_down:] and set(health[first_down:]) <= {503, 0}, health
         code = server.process.wait(EXIT_WITHIN)
         assert code == 1, f"exit status {code}:\n{server.log_tail()}"
         assert "the engine has died" in server.log_path.read_text()
