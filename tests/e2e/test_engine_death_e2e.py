@@ -66,7 +66,11 @@ def test_killing_the_engine_core_fails_requests_fast_and_exits_non_zero(tmp_path
         for thread in threads:
             thread.start()
         streaming.wait(60)
-        time.sleep(0.5)  # the non-streaming requests are generating too by now
+        # a loaded machine can start a thread late: kill only once the engine holds all four requests
+        deadline = time.monotonic() + 60
+        while server.metric("ssrl_engine_unfinished_requests") < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.metric("ssrl_engine_unfinished_requests") == 4, server.log_tail()
         killed = time.monotonic()
         core.send_signal(signal.SIGKILL)
 
