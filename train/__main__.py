@@ -30,7 +30,7 @@ from service.agent.prompts import PRESETS
 from service.engine.model_files import BASE_MODEL, SSRL_ADAPTER_DIR, prepare_embedded_model
 from service.search.local import LocalIndex
 from train.card import write_card
-from train.data import Mix, build_dataset, read_trajectories
+from train.data import Mix, added_trajectories, build_dataset, read_trajectories
 from train.trainer import TrainConfig, Trainer, plot_loss, read_log, tokenize
 from train.trajectories import Builder
 
@@ -121,7 +121,8 @@ class TrainSettings(BaseSettings):
     own: list[Path] = Field(
         default_factory=list,
         description="More trajectories to train on (JSONL, as ssrl-train writes them), such as the model's "
-        "own exact trajectories sampled by train.sample; added to the built ones.",
+        "own exact trajectories sampled by train.sample, or an earlier run's data/trajectories.jsonl; "
+        "added to the built ones (the card says which).",
     )
 
 
@@ -186,7 +187,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     trajectories = read_trajectories(data_dir / "trajectories.jsonl")
     own = [t for path in settings.own for t in read_trajectories(path)]
     if own:
-        stats["own_trajectories"] = len(own)
+        stats.update(added_trajectories(own))
         stats["own_from"] = [str(p) for p in settings.own]
     examples = [tokenize(t, trainer.tokenizer) for t in [*trajectories, *own]]
     kept = [

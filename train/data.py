@@ -242,3 +242,16 @@ def _eval_row(qa: QA) -> dict[str, object]:
 def read_trajectories(path: Path) -> list[Trajectory]:
     with path.open(encoding="utf-8") as handle:
         return [Trajectory.from_json(json.loads(line)) for line in handle if line.strip()]
+
+
+def added_trajectories(trajectories: list[Trajectory]) -> dict[str, object]:
+    """What files added with ``--own`` hold, for the card: the model's own sampled trajectories (kind
+    ``own``, from ``train.sample``) and trajectories built by an earlier run, with the ranks their real
+    searches read the answer at."""
+    built = [t for t in trajectories if t.kind != "own"]
+    ranks = Counter(rank for t in built for rank in t.ranks)
+    return {
+        "own_trajectories": len(trajectories) - len(built),
+        "built_added": len(built),
+        "built_added_rank": dict(sorted(ranks.items())),
+    }

@@ -12,10 +12,11 @@ from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, SELF_SEARCH_IN
 from service.agent.tags import last_answer, queries_in, search_action
 from service.search.base import Doc
 from service.search.local import LocalIndex
-from train.data import HELD_OUT, held_out_titles, split_of
+from train.card import added_section
+from train.data import HELD_OUT, added_trajectories, held_out_titles, split_of
 from train.qa import QA, facts_of, phrase, question_keywords
 from train.trainer import IGNORE, tokenize
-from train.trajectories import Builder, query_forms, quote
+from train.trajectories import Builder, Segment, Trajectory, query_forms, quote
 
 GHANA = Doc(
     "Ghana",
@@ -318,3 +319,18 @@ def test_em_without_the_template_made_questions(tmp_path: Path) -> None:
     got = em_without(results, {"who wrote hamlet"}, groups)
     assert got["real"] == {"all (n=2)": 50.0, "less-known (n=1)": 100.0, "well-known (n=1)": 0.0}
     assert got["self"] == {"all (n=1)": 0.0, "less-known (n=1)": 0.0}
+
+
+def test_the_card_says_what_added_trajectories_are() -> None:
+    def made(kind: str, ranks: tuple[int, ...] = ()) -> Trajectory:
+        return Trajectory(f"q-{kind}", kind, [], [Segment("<answer> x </answer>", True)], ("x",), ranks)
+
+    added = [made("own"), made("own"), made("real", (2,)), made("real_twice", (1, 3)), made("self")]
+    stats = added_trajectories(added)
+    assert stats == {"own_trajectories": 2, "built_added": 3, "built_added_rank": {1: 1, 2: 1, 3: 1}}
+    line = added_section({**stats, "own_from": ["runs/a/own.jsonl", "runs/r3/data/trajectories.jsonl"]})
+    assert "2 of the model's own trajectories" in line and "3 trajectories built by an earlier" in line
+    assert "runs/r3/data/trajectories.jsonl" in line
+    only_built = added_section({**added_trajectories(added[2:]), "own_from": ["x.jsonl"]})
+    assert "model's own" not in only_built and "3 trajectories built" in only_built
+    assert added_section({}) == ""
