@@ -185,7 +185,7 @@ def build_dataset(
     progress.close()
     write_jsonl(out / "trajectories.jsonl", [t.to_json() for t in made])
     write_jsonl(out / "train.jsonl", [_eval_row(q) for q in asked])
-    ranks = Counter(r for t in made for r in t.ranks[:1] if t.kind in ("real", "real_twice"))
+    ranks = answer_ranks(made)
     stats.update(
         facts=len(facts),
         train_facts=len(train_all),
@@ -249,9 +249,14 @@ def added_trajectories(trajectories: list[Trajectory]) -> dict[str, object]:
     ``own``, from ``train.sample``) and trajectories built by an earlier run, with the ranks their real
     searches read the answer at."""
     built = [t for t in trajectories if t.kind != "own"]
-    ranks = Counter(rank for t in built for rank in t.ranks)
     return {
         "own_trajectories": len(trajectories) - len(built),
         "built_added": len(built),
-        "built_added_rank": dict(sorted(ranks.items())),
+        "built_added_rank": dict(sorted(answer_ranks(built).items())),
     }
+
+
+def answer_ranks(trajectories: list[Trajectory]) -> Counter[int]:
+    """The rank of the result the answer was read from, per real-search trajectory that found it
+    (its first search's)."""
+    return Counter(r for t in trajectories for r in t.ranks[:1] if t.kind in ("real", "real_twice"))

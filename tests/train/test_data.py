@@ -325,9 +325,9 @@ def test_the_card_says_what_added_trajectories_are() -> None:
     def made(kind: str, ranks: tuple[int, ...] = ()) -> Trajectory:
         return Trajectory(f"q-{kind}", kind, [], [Segment("<answer> x </answer>", True)], ("x",), ranks)
 
-    added = [made("own"), made("own"), made("real", (2,)), made("real_twice", (1, 3)), made("self")]
-    stats = added_trajectories(added)
-    assert stats == {"own_trajectories": 2, "built_added": 3, "built_added_rank": {1: 1, 2: 1, 3: 1}}
+    added = [made("own"), made("own"), made("real", (2,)), made("real_twice", (1, 3)), made("self", (1,))]
+    stats = added_trajectories(added)  # ranks: a real search's first (the data stats count the same)
+    assert stats == {"own_trajectories": 2, "built_added": 3, "built_added_rank": {1: 1, 2: 1}}
     line = added_section({**stats, "own_from": ["runs/a/own.jsonl", "runs/r3/data/trajectories.jsonl"]})
     assert "2 of the model's own trajectories" in line and "3 trajectories built by an earlier" in line
     assert "runs/r3/data/trajectories.jsonl" in line
