@@ -105,11 +105,12 @@ def test_json_schema_strict_output_validates_against_the_schema(client: openai.O
     jsonschema.validate(json.loads(text), SCHEMA)
 
 
-def test_without_response_format_the_same_request_is_prose(client: openai.OpenAI) -> None:
-    """The constraint is what makes the JSON: unconstrained, the model does not write it."""
+def test_without_response_format_the_same_request_misses_the_schema(client: openai.OpenAI) -> None:
+    """The constraint is what makes the schema's JSON: unconstrained, the model writes prose or JSON of
+    its own keys (round 4 of the embedded adapter writes '{"capital": "Paris"}'), not the schema's."""
     reply = client.chat.completions.create(model=MODEL, messages=CITY, temperature=0, max_tokens=96)
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(reply.choices[0].message.content)
+    with pytest.raises((json.JSONDecodeError, jsonschema.ValidationError)):
+        jsonschema.validate(json.loads(reply.choices[0].message.content), SCHEMA)
 
 
 def test_response_format_in_an_agent_mode_is_400(client: openai.OpenAI) -> None:
