@@ -22,7 +22,7 @@ from evals.scoring import normalize_answer
 from service.search.corpus import embedded_corpus_path
 from service.search.local import LocalIndex
 from train.qa import QA, Fact, facts_of, phrase
-from train.trajectories import Builder, Trajectory
+from train.trajectories import OWN_KIND, REAL_KINDS, Builder, Trajectory
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def build_dataset(
         trajectory = builder.build(kind, qa, rng)
         if trajectory is None:
             continue
-        if kind in ("real", "real_twice") and trajectory.ranks == (1,) and rng.random() > mix.keep_first_rank:
+        if kind in REAL_KINDS and trajectory.ranks == (1,) and rng.random() > mix.keep_first_rank:
             continue
         made.append(trajectory)
         asked.append(qa)
@@ -185,7 +185,6 @@ def build_dataset(
     progress.close()
     write_jsonl(out / "trajectories.jsonl", [t.to_json() for t in made])
     write_jsonl(out / "train.jsonl", [_eval_row(q) for q in asked])
-    ranks = answer_ranks(made)
     stats.update(
         facts=len(facts),
         train_facts=len(train_all),
@@ -193,7 +192,7 @@ def build_dataset(
         trajectories=len(made),
         kinds=dict(kinds),
         relations=dict(Counter(q.fact.kind for q in asked).most_common()),
-        answer_rank=dict(sorted(ranks.items())),
+        answer_rank=answer_ranks(made),
         description_share=round(sum(q.fact.kind in TITLE_KINDS for q in asked) / max(len(asked), 1), 3),
     )
     logger.info("data: %s", stats)
@@ -248,15 +247,14 @@ def added_trajectories(trajectories: list[Trajectory]) -> dict[str, object]:
     """What files added with ``--own`` hold, for the card: the model's own sampled trajectories (kind
     ``own``, from ``train.sample``) and trajectories built by an earlier run, with the ranks their real
     searches read the answer at."""
-    built = [t for t in trajectories if t.kind != "own"]
+    built = [t for t in trajectories if t.kind != OWN_KIND]
     return {
         "own_trajectories": len(trajectories) - len(built),
         "built_added": len(built),
-        "built_added_rank": dict(sorted(answer_ranks(built).items())),
+        "built_added_rank": answer_ranks(built),
     }
 
 
-def answer_ranks(trajectories: list[Trajectory]) -> Counter[int]:
-    """The rank of the result the answer was read from, per real-search trajectory that found it
-    (its first search's)."""
-    return Counter(r for t in trajectories for r in t.ranks[:1] if t.kind in ("real", "real_twice"))
+def answer_ranks(trajectories: list[Trajectory]) -> dict[int, int]:
+    """How many real-search trajectories read their answer at each rank (their first search's), by rank."""
+    return dict(sorted(Counter(r for t in trajectories for r in t.ranks[:1] if t.kind in REAL_KINDS).items()))

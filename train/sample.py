@@ -35,7 +35,7 @@ from evals.scoring import exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, ObservationFormat, agent_messages
 from service.agent.steps import information_span
 from train.qa import QA
-from train.trajectories import Segment, Trajectory
+from train.trajectories import OWN_KIND, Segment, Trajectory
 
 logger = logging.getLogger("train.sample")
 
@@ -126,7 +126,7 @@ def keep(sample: Sampled, answers: Sequence[str]) -> bool:
 def to_trajectory(qa: QA, number: int, sample: Sampled, observation: ObservationFormat) -> Trajectory:
     messages = [dict(m) for m in agent_messages(qa.question, SEARCH_R1_INSTRUCTION)]
     segments = segments_of(sample.text, sample.spans, observation)
-    return Trajectory(f"{qa.id}-own{number}", "own", messages, segments, qa.answers)
+    return Trajectory(f"{qa.id}-own{number}", OWN_KIND, messages, segments, qa.answers)
 
 
 async def _sample_all(settings: SampleSettings, questions: list[QA]) -> dict[str, list[Sampled]]:

@@ -35,6 +35,10 @@ from train.chat import CHAT_TURNS
 from train.qa import QA, Fact, question_keywords
 
 KINDS = ("real", "real_twice", "hybrid", "self", "chat")
+#: The kinds whose search the local index answers (a rank of the answer is known).
+REAL_KINDS = ("real", "real_twice")
+#: The kind of the model's own trajectories, sampled by ``train.sample``.
+OWN_KIND = "own"
 
 _BEFORE = (
     "I need to find {need}.",

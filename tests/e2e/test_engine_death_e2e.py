@@ -68,9 +68,9 @@ def test_killing_the_engine_core_fails_requests_fast_and_exits_non_zero(tmp_path
         streaming.wait(60)
         # a loaded machine can start a thread late: kill only once the engine holds all four requests
         deadline = time.monotonic() + 60
-        while server.metric("ssrl_engine_unfinished_requests") < 4 and time.monotonic() < deadline:
+        while (held := server.metric("ssrl_engine_unfinished_requests")) < 4 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert server.metric("ssrl_engine_unfinished_requests") == 4, server.log_tail()
+        assert held == 4, server.log_tail()
         killed = time.monotonic()
         core.send_signal(signal.SIGKILL)
 
