@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -25,6 +27,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.e2e.launcher import free_port
 
 T = TypeVar("T")
+ATTEMPTS = 3
 
 
 def chrome() -> WebDriver:
@@ -49,7 +52,23 @@ def chrome() -> WebDriver:
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
+    # Selenium gives chromedriver about 30 s to open its port, then gives up. On a loaded CI machine
+    # (the other worker starting a vLLM engine) one start missed that once (CI, 2026-12-02), so a start is
+    # tried three times, and chromedriver's output is kept to say why if all three miss.
+    for attempt in range(1, ATTEMPTS + 1):
+        with tempfile.TemporaryFile() as log:  # chromedriver's stdout and stderr
+            service = Service(executable_path=driver_path, log_output=log)
+            try:
+                return webdriver.Chrome(options=options, service=service)
+            except WebDriverException as error:
+                service.stop()
+                log.seek(0)
+                tail = log.read()[-2000:].decode(errors="replace")
+                if attempt == ATTEMPTS:
+                    raise WebDriverException(
+                        f"chromedriver did not start in {ATTEMPTS} tries: {error.msg}; its output:\n{tail}"
+                    ) from error
+    raise AssertionError("unreachable")
 
 
 def wait_for(
