@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.engine.base import EngineDeadError, EngineError, EngineInputError
 from service.protocol import ErrorBody, ErrorResponse
@@ -195,6 +196,13 @@ def install_error_handlers(app: FastAPI) -> None:
         err = cls(str(exc.detail), headers=exc.headers)
         err.status_code = exc.status_code
         return error_response(err)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, _: ClientDisconnect) -> Response:
+        # The client closed the connection while its body was still being read: nothing went wrong
+        # here and nobody is left to answer (499, as a request left mid-answer gets).
+        logger.info("%s %s: the client left before its body was read", request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
