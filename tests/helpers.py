@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 MODEL = "smollm2-135m-instruct"
@@ -113,3 +115,18 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def served(config: uvicorn.Config) -> AsyncIterator[int]:
+    """Serve ``config`` (port 0: one the OS picks) with a real uvicorn server in this event loop;
+    yields the port, and stops the server on the way out."""
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task

@@ -17,6 +17,7 @@ from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine, search_then
 from service.settings import Settings
 from tests.conftest import running
+from tests.helpers import served
 
 API_KEY = "sk-service-4f1c9e"
 SERPER_KEY = "serper-secret-7d2a"
@@ -174,12 +175,7 @@ async def test_a_client_leaving_mid_stream_leaves_no_engine_work(mode: str, tmp_
     app = create_app(
         Settings(model=BASE_MODEL, cache_dir=tmp_path), engine=engine, search={"local": _Instant()}
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    async with served(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")) as port:
         body = {
             "model": "smollm2-135m-instruct",
             "messages": [{"role": "user", "content": "q"}],
@@ -201,9 +197,6 @@ async def test_a_client_leaving_mid_stream_leaves_no_engine_work(mode: str, tmp_
             await asyncio.sleep(0.02)
         assert engine.num_unfinished_requests() == 0
         assert app.state.service.limiter.count == 0
-    finally:
-        server.should_exit = True
-        await task
 
 
 class _Instant:

@@ -10,13 +10,12 @@ import logging
 
 import httpx
 import pytest
-import uvicorn
 
 from service.__main__ import uvicorn_config
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
 from tests.conftest import build_app
-from tests.helpers import MODEL
+from tests.helpers import MODEL, chat, served
 
 PARTIAL = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
@@ -28,13 +27,8 @@ PARTIAL = (
 async def test_a_client_that_leaves_mid_body_is_no_server_error(caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(model=MODEL, log_level="warning", search_mode="off")
     app = build_app(settings, engine=ScriptedEngine(lambda p, o: "<answer> hi </answer>"))
-    server = uvicorn.Server(uvicorn_config(settings.model_copy(update={"port": 0}), app))
-    task = asyncio.create_task(server.serve())
     caplog.set_level(logging.INFO)
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with served(uvicorn_config(settings.model_copy(update={"port": 0}), app)) as port:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(PARTIAL)
         await writer.drain()
@@ -46,12 +40,7 @@ async def test_a_client_that_leaves_mid_body_is_no_server_error(caplog: pytest.L
                 if any("left before its body was read" in r.getMessage() for r in caplog.records):
                     break
                 await asyncio.sleep(0.05)
-            reply = await client.post(
-                "/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-            )
-    finally:
-        server.should_exit = True
-        await task
+            reply = await client.post("/v1/chat/completions", json=chat("hi"))
     assert reply.status_code == 200  # still serving
     left = [r for r in caplog.records if "left before its body was read" in r.getMessage()]
     assert [(r.levelno, r.getMessage()) for r in left] == [

@@ -8,13 +8,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from service.__main__ import uvicorn_config
 from service.app import create_app
 from service.engine.model_files import BASE_MODEL
 from service.engine.scripted import ScriptedEngine
 from service.settings import Settings
+from tests.helpers import served
 
 REQUEST = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
 
@@ -30,12 +30,7 @@ async def open_after_idle(settings: Settings, idle: float) -> bool:
     """Serve the app with ``ssrl-serve``'s uvicorn settings on loopback, make one request on a raw
     keep-alive connection, stay idle ``idle`` seconds: is the connection still open?"""
     app = create_app(settings, engine=ScriptedEngine(lambda p, o: "hi"))
-    server = uvicorn.Server(uvicorn_config(settings.model_copy(update={"port": 0}), app))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with served(uvicorn_config(settings.model_copy(update={"port": 0}), app)) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(REQUEST)
@@ -50,9 +45,6 @@ async def open_after_idle(settings: Settings, idle: float) -> bool:
             return True
         finally:
             writer.close()
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_ssrl_serve_keeps_an_idle_connection_for_the_configured_time(tmp_path: Path) -> None:
