@@ -2,20 +2,24 @@
 and index, each system on a fresh server, at several concurrency levels, repeated to show the spread.
 
     .venv/bin/python -m bench.client_mode [--levels 1 4 16 64] [--questions 64] [--serial-questions 16]
-        [--repeat 2] [--systems vllm_loop vllm_loop_ngram real_off real client] [--max-tokens 1024]
+        [--repeat 2] [--systems vllm_loop vllm_loop_ngram vllm_loop_ngram_iomp real_off real client]
+        [--max-tokens 1024]
 
-Systems (``--systems``; the default runs the first five):
+Systems (``--systems``; the default runs the first six):
 - ``vllm_loop``: what users build today, a client-side loop over vLLM's own OpenAI server (defaults),
   ``/v1/completions`` with ``stop=["</search>", "</answer>"]``, re-sending prompt + text each turn and
   rendering the results itself (with this service's observation format: the model sees the same text);
 - ``vllm_loop_ngram``: the same loop over vLLM's server started with the service's ngram speculation;
+- ``vllm_loop_ngram_iomp``: the same, the server started with Intel OpenMP in ``LD_PRELOAD`` (as vLLM's
+  CPU docs ask, and as the service's engine runs by default when it speculates on CPU);
 - ``real_off``: this service runs the loop and the search, ``--engine.speculation off``;
-- ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic);
+- ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic,
+  ``engine.intel_openmp=auto``: Intel OpenMP under a speculating CPU engine);
 - ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
 - optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_ngram8`` (eight
   draft tokens a step instead of four), ``real_suffix`` (vLLM's
-  suffix decoding; needs arctic-inference), ``real_iomp`` (the defaults with Intel OpenMP preloaded,
-  as vLLM asks for speculative decoding on CPU; needs libiomp5.so in the environment's lib/).
+  suffix decoding; needs arctic-inference), ``real_gomp`` (the defaults with
+  ``--engine.intel-openmp off``: vLLM's own libgomp, the service's default before 2026-12-02).
 
 All search the same index the same way: the embedded Wikipedia summaries behind ``ssrl-retriever`` on
 loopback, called by the service's ``retriever`` backend (its cache off) or by the client. Greedy.
@@ -81,7 +85,7 @@ class System:
 def iomp_env() -> dict[str, str]:
     library = Path(sys.prefix) / "lib" / "libiomp5.so"
     if not library.is_file():
-        raise SystemExit(f"real_iomp: no {library} (pip install intel-openmp)")
+        raise SystemExit(f"vllm_loop_ngram_iomp: no {library} (pip install intel-openmp)")
     return {"LD_PRELOAD": str(library)}
 
 
@@ -108,9 +112,19 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     "real_suffix": lambda: System(
         "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
     ),
-    "real_iomp": lambda: System("service `real` (defaults), libiomp5 preloaded", "service", env=iomp_env()),
+    "vllm_loop_ngram_iomp": lambda: System(
+        "client-side loop over vLLM's server, ngram speculation, libiomp5 preloaded (as vLLM asks)",
+        "vllm",
+        speculative_config=NGRAM,
+        env=iomp_env(),
+    ),
+    "real_gomp": lambda: System(
+        "service `real`, --engine.intel-openmp off (vLLM's libgomp: the default before)",
+        "service",
+        args=("--engine.intel-openmp", "off"),
+    ),
 }
-DEFAULT_SYSTEMS = ["vllm_loop", "vllm_loop_ngram", "real_off", "real", "client"]
+DEFAULT_SYSTEMS = ["vllm_loop", "vllm_loop_ngram", "vllm_loop_ngram_iomp", "real_off", "real", "client"]
 
 
 @dataclass

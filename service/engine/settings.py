@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.engine.openmp import IntelOpenMP
+
 #: Speculative decoding methods (``engine.speculation``); ``auto`` is resolved when the engine is built.
 Speculation = Literal["auto", "off", "ngram", "suffix"]
 
@@ -119,6 +121,14 @@ class EngineSettings(BaseModel):
         description="ngram: no drafts in an engine step that batches more sequences than this (vLLM's "
         "num_speculative_tokens_per_batch_size; vLLM drops it with data_parallel_size > 1); unset = "
         "speculate at every batch size.",
+    )
+    intel_openmp: IntelOpenMP = Field(
+        default="auto",
+        description="Run a CPU engine on Intel's OpenMP runtime (libiomp5 from the intel-openmp package, "
+        "put in LD_PRELOAD of the engine process), as vLLM asks for speculative decoding on CPU: "
+        "auto = where the engine speculates on x86-64 and the library is in this environment; on = "
+        "every CPU engine (an error without the library); off = vLLM's default (PyTorch's libgomp). "
+        "Never on a GPU.",
     )
     extra: dict[str, Any] = Field(
         default_factory=dict,

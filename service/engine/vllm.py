@@ -24,6 +24,7 @@ from service.engine.base import (
     TokenLogprob,
     TopLogprob,
 )
+from service.engine.openmp import preload_intel_openmp
 from service.engine.settings import EngineSettings
 from service.engine.vllm_metrics import stat_logger_class
 
@@ -268,7 +269,9 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = engine_args(model, served_name, options, agent_traffic=agent_traffic)
-        logger.info("speculative decoding: %s", getattr(args, "speculative_config", None) or "off")
+        speculating = getattr(args, "speculative_config", None)
+        logger.info("speculative decoding: %s", speculating or "off")
+        preload_intel_openmp(options.intel_openmp, speculating=bool(speculating), on_gpu=cuda_available())
         # vLLM's own Prometheus stat logger, recording into this engine's registry (vllm_metrics.py).
         registry = CollectorRegistry(auto_describe=True)
         llm = await asyncio.to_thread(
