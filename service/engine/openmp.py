@@ -4,7 +4,7 @@ loss") and otherwise preloads PyTorch's GNU ``libgomp`` into the engine process 
 ``intel-openmp`` package that vLLM's CPU build installs puts ``libiomp5.so`` in the environment's
 ``lib/``; this module puts it in ``LD_PRELOAD`` before vLLM spawns its engine process, the way vLLM
 itself hands ``libgomp`` and ``tcmalloc`` to that process (the environment it is spawned with).
-Measured in bench/README.md ("Intel OpenMP")."""
+Measured in bench/README.md ("The full run"): no gain on 2 cores, so it is opt-in."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from typing import Literal
 
 logger = logging.getLogger(__name__)
 
-#: ``engine.intel_openmp``: auto = on where vLLM asks for it (a speculating CPU engine on x86-64).
+#: ``engine.intel_openmp``: auto = on where vLLM asks for it (a speculating CPU engine on x86-64);
+#: off (vLLM's libgomp) is the default: measured level with auto on 2 cores (bench/README.md).
 IntelOpenMP = Literal["auto", "on", "off"]
 LIBRARY = "libiomp5.so"
 

@@ -89,9 +89,8 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
-    # Speculative decoding. The default (auto = ngram for agent traffic) is provisional: it rests on
-    # the measurement in DESIGN.md (1.86x at concurrency 1, 1.11x at 16, embedded model, real mode)
-    # until bench.client_mode's rows at concurrency 1/4/16/64 are rerun on a quiet machine.
+    # Speculative decoding. The defaults (auto = ngram for agent traffic, no drafts above 16 sequences
+    # a step) rest on bench.client_mode's runs at concurrency 1/4/16/64 (bench/README.md).
     speculation: Speculation = Field(
         default="auto",
         description="Speculative decoding: 'ngram' drafts the next tokens by finding the last few in the "
@@ -119,16 +118,17 @@ class EngineSettings(BaseModel):
         ge=1,
         le=4096,
         description="ngram: no drafts in an engine step that batches more sequences than this (vLLM's "
-        "num_speculative_tokens_per_batch_size; vLLM drops it with data_parallel_size > 1); unset = "
+        "num_speculative_tokens_per_batch_size; vLLM drops it with data_parallel_size > 1); unset = 16 "
+        "(measured: drafting loses at 64 in flight, bench/README.md); engine.max_num_seqs or more = "
         "speculate at every batch size.",
     )
     intel_openmp: IntelOpenMP = Field(
-        default="auto",
+        default="off",
         description="Run a CPU engine on Intel's OpenMP runtime (libiomp5 from the intel-openmp package, "
         "put in LD_PRELOAD of the engine process), as vLLM asks for speculative decoding on CPU: "
         "auto = where the engine speculates on x86-64 and the library is in this environment; on = "
-        "every CPU engine (an error without the library); off = vLLM's default (PyTorch's libgomp). "
-        "Never on a GPU.",
+        "every CPU engine (an error without the library); off = vLLM's default (PyTorch's libgomp), the "
+        "default: measured level with auto on 2 cores (bench/README.md). Never on a GPU.",
     )
     extra: dict[str, Any] = Field(
         default_factory=dict,

@@ -74,6 +74,9 @@ def resolve_dtype(dtype: str, *, on_gpu: bool, flags: frozenset[str] | None = No
 
 #: Draft tokens per step for ngram speculation when engine.speculative_tokens is unset.
 NGRAM_TOKENS = 4
+#: No ngram drafts in engine steps batching more sequences when engine.speculation_max_batch is unset
+#: (bench/README.md, "The full run": drafting at 64 in flight cost 7-9 % of questions/s, capped at 16 none).
+NGRAM_MAX_BATCH = 16
 
 
 def speculation_method(options: EngineSettings, *, agent_traffic: bool) -> str:
@@ -106,8 +109,8 @@ def speculative_config(options: EngineSettings, *, agent_traffic: bool) -> dict[
         "prompt_lookup_min": options.prompt_lookup_min,
         "prompt_lookup_max": options.prompt_lookup_max,
     }
-    cap = options.speculation_max_batch
-    if cap is not None and cap < options.max_num_seqs:
+    cap = options.speculation_max_batch if options.speculation_max_batch is not None else NGRAM_MAX_BATCH
+    if cap < options.max_num_seqs:
         # vLLM's own batch-size schedule: `tokens` drafts up to `cap` sequences a step, none above
         schedule = [(1, cap, tokens), (cap + 1, options.max_num_seqs, 0)]
         config["num_speculative_tokens_per_batch_size"] = schedule

