@@ -2,24 +2,22 @@
 and index, each system on a fresh server, at several concurrency levels, repeated to show the spread.
 
     .venv/bin/python -m bench.client_mode [--levels 1 4 16 64] [--questions 64] [--serial-questions 16]
-        [--repeat 2] [--systems vllm_loop vllm_loop_ngram vllm_loop_ngram_iomp real_off real client]
-        [--max-tokens 1024]
+        [--repeat 2] [--systems vllm_loop vllm_loop_ngram real_off real client] [--max-tokens 1024]
 
-Systems (``--systems``; the default runs the first six):
+Systems (``--systems``; the default runs the first five):
 - ``vllm_loop``: what users build today, a client-side loop over vLLM's own OpenAI server (defaults),
   ``/v1/completions`` with ``stop=["</search>", "</answer>"]``, re-sending prompt + text each turn and
   rendering the results itself (with this service's observation format: the model sees the same text);
 - ``vllm_loop_ngram``: the same loop over vLLM's server started with the service's ngram speculation;
-- ``vllm_loop_ngram_iomp``: the same, the server started with Intel OpenMP in ``LD_PRELOAD`` (as vLLM's
-  CPU docs ask, and as the service's engine runs by default when it speculates on CPU);
 - ``real_off``: this service runs the loop and the search, ``--engine.speculation off``;
 - ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic,
-  ``engine.intel_openmp=auto``: Intel OpenMP under a speculating CPU engine);
+  up to 16 sequences a step);
 - ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
 - optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_ngram8`` (eight
   draft tokens a step instead of four), ``real_suffix`` (vLLM's
-  suffix decoding; needs arctic-inference), ``real_gomp`` (the defaults with
-  ``--engine.intel-openmp off``: vLLM's own libgomp, the service's default before 2026-12-02).
+  suffix decoding; needs arctic-inference), ``real_iomp`` (the defaults with
+  ``--engine.intel-openmp auto``: Intel OpenMP in the speculating engine, as vLLM's CPU docs ask),
+  ``vllm_loop_ngram_iomp`` (``vllm_loop_ngram`` with Intel OpenMP in its server's ``LD_PRELOAD``).
 
 All search the same index the same way: the embedded Wikipedia summaries behind ``ssrl-retriever`` on
 loopback, called by the service's ``retriever`` backend (its cache off) or by the client. Greedy.
@@ -118,13 +116,13 @@ SYSTEMS: dict[str, Callable[[], System]] = {
         speculative_config=NGRAM,
         env=iomp_env(),
     ),
-    "real_gomp": lambda: System(
-        "service `real`, --engine.intel-openmp off (vLLM's libgomp: the default before)",
+    "real_iomp": lambda: System(
+        "service `real`, --engine.intel-openmp auto (Intel OpenMP in the speculating engine)",
         "service",
-        args=("--engine.intel-openmp", "off"),
+        args=("--engine.intel-openmp", "auto"),
     ),
 }
-DEFAULT_SYSTEMS = ["vllm_loop", "vllm_loop_ngram", "vllm_loop_ngram_iomp", "real_off", "real", "client"]
+DEFAULT_SYSTEMS = ["vllm_loop", "vllm_loop_ngram", "real_off", "real", "client"]
 
 
 @dataclass
