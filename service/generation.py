@@ -101,6 +101,12 @@ def sampling_options(
 ) -> list[SamplingOptions]:
     """The engine's options for each of the ``n`` sequences of a chat or text completion request
     (the seed of sequence ``i`` is ``seed + i``, so they differ and each is reproducible)."""
+    if request.min_tokens > max_tokens:
+        raise InvalidRequestError(
+            f"min_tokens={request.min_tokens} is more than the {max_tokens} completion tokens this "
+            "request may generate (its max_tokens, or the room its prompt leaves)",
+            param="min_tokens",
+        )
     base_seed = None if request.seed is None else request.seed % 2**63
     structured = structured_output(request.response_format)
     return [
@@ -116,6 +122,8 @@ def sampling_options(
             structured=structured,
             prompt_logprobs=prompt_logprobs,
             repetition=repetition,
+            min_tokens=request.min_tokens,
+            ignore_eos=request.ignore_eos,
         )
         for i in range(request.n)
     ]

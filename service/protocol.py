@@ -224,8 +224,20 @@ class ChatCompletionRequest(_Lenient):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     #: vLLM's; unset = the server's ``--repetition.*`` settings.
     repetition_detection: RepetitionDetection | None = None
+    #: vLLM's (``vllm bench serve --ignore-eos`` sends it): plain chat only, a 400 in the agent modes.
+    min_tokens: int = Field(default=0, ge=0)
+    ignore_eos: bool = False
 
-    @field_validator("n", "stream", "logprobs", "presence_penalty", "frequency_penalty", mode="before")
+    @field_validator(
+        "n",
+        "stream",
+        "logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+        "min_tokens",
+        "ignore_eos",
+        mode="before",
+    )
     @classmethod
     def _null_is_default(cls, value: object, info: ValidationInfo) -> object:
         """OpenAI's schema makes these nullable, null meaning the default; clients that send every
@@ -273,9 +285,21 @@ class CompletionRequest(_Lenient):
     search_mode: SearchMode | None = None
     #: vLLM's; unset = none, as vLLM's /v1/completions.
     repetition_detection: RepetitionDetection | None = None
+    #: vLLM's: neither the end-of-sequence token nor a stop string ends a text before ``min_tokens``;
+    #: ``ignore_eos``: the end-of-sequence token never does.
+    min_tokens: int = Field(default=0, ge=0)
+    ignore_eos: bool = False
 
     @field_validator(
-        "max_tokens", "n", "stream", "echo", "presence_penalty", "frequency_penalty", mode="before"
+        "max_tokens",
+        "n",
+        "stream",
+        "echo",
+        "presence_penalty",
+        "frequency_penalty",
+        "min_tokens",
+        "ignore_eos",
+        mode="before",
     )
     @classmethod
     def _null_is_default(cls, value: object, info: ValidationInfo) -> object:

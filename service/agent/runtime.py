@@ -132,6 +132,14 @@ class AgentRuntime:
                 "which a JSON constraint would break; send search_mode 'off' for JSON output",
                 param="response_format",
             )
+        for param, asked in (("min_tokens", request.min_tokens > 0), ("ignore_eos", request.ignore_eos)):
+            if asked:
+                raise InvalidRequestError(
+                    f"{param} is honoured with search_mode 'off' only: with search_mode '{mode}' the "
+                    "model's end of text closes each search step and its answer, so holding it off "
+                    "would break the loop; send search_mode 'off' for a text of fixed length",
+                    param=param,
+                )
         options = request.search
         top_k = self._top_k(request)
         check_mode_tools(request, mode)

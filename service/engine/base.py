@@ -88,6 +88,10 @@ class SamplingOptions:
     prompt_logprobs: int | None = None
     #: None: no repetition stop; otherwise the engine ends a sequence that repeats itself.
     repetition: RepetitionStop | None = None
+    #: vLLM's: neither the end-of-sequence token nor a stop string ends the text before this many tokens.
+    min_tokens: int = 0
+    #: vLLM's: the end-of-sequence token does not end the text (stop strings and the limits still do).
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)

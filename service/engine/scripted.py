@@ -1,7 +1,8 @@
 """A scripted engine: a test utility that plays back given replies through the ``Engine`` interface.
 
-It tokenises on word boundaries, honours max_tokens, stop strings, the repetition stop and aborts the
-way vLLM does, reports logprobs, counts its running requests, and can be told to fail mid-generation.
+It tokenises on word boundaries, honours max_tokens, min_tokens, ignore_eos, stop strings, the
+repetition stop and aborts the way vLLM does, reports logprobs, counts its running requests, and can
+be told to fail mid-generation.
 Tests and benchmarks use it to exercise the service without loading a model.
 """
 
@@ -139,6 +140,21 @@ class ScriptedEngine:
         end = index + len(stop) if options.include_stop_str_in_output else index
         return text[:end], stop
 
+    @classmethod
+    def _pieces(cls, text: str, options: SamplingOptions) -> tuple[list[str], str | None]:
+        """The tokens of a reply and the stop string that ended it (None: the end-of-sequence token),
+        as vLLM decodes it: no stop string is looked for in the first ``min_tokens`` tokens, and an end
+        of sequence before ``min_tokens``, or at all with ``ignore_eos``, is replaced by more text
+        (numbers, so the repetition stop does not see a loop)."""
+        pieces = _TOKEN.findall(text)
+        head, tail = pieces[: options.min_tokens], "".join(pieces[options.min_tokens :])
+        tail, stop = cls._apply_stop(tail, options)
+        pieces = head + _TOKEN.findall(tail)
+        if stop is None:
+            wanted = options.max_tokens + 1 if options.ignore_eos else options.min_tokens
+            pieces += [f" {n}" for n in range(max(0, wanted - len(pieces)))]
+        return pieces, stop
+
     async def generate(
         self,
         prompt_token_ids: list[int],
@@ -181,8 +197,7 @@ class ScriptedEngine:
         prompt = self.decode(prompt_token_ids)
         self.calls.append(ScriptedCall(prompt, list(prompt_token_ids), options, request_id, session_key))
         reply = self._next_reply(prompt, options)
-        text, stop = self._apply_stop(reply.text, options)
-        pieces = _TOKEN.findall(text)
+        pieces, stop = self._pieces(reply.text, options)
         self._running.add(request_id)
         generated: list[int] = []
         try:

@@ -329,6 +329,8 @@ class VllmEngine:
                 structured_outputs=_structured_outputs(options.structured),
                 prompt_logprobs=options.prompt_logprobs,
                 repetition_detection=_repetition_detection(options.repetition),
+                min_tokens=options.min_tokens,
+                ignore_eos=options.ignore_eos,
                 output_kind=RequestOutputKind.DELTA,
             )
         except (VLLMClientError, ValueError) as exc:  # options this vLLM refuses

@@ -260,6 +260,28 @@ def test_batch_n_seed_and_stop(client: openai.OpenAI) -> None:
     assert cut.choices[0].text == text[: text.index(stop)] and cut.choices[0].finish_reason == "stop"
 
 
+def test_min_tokens_and_ignore_eos_hold_the_end_off(client: openai.OpenAI) -> None:
+    """vLLM's extras as ``vllm bench serve --ignore-eos`` sends them: a greedy answer that ends by
+    itself runs on to max_tokens with ignore_eos, and to min_tokens at least with min_tokens."""
+    messages = [{"role": "user", "content": "Say hello."}]
+    natural = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=200, temperature=0)
+    assert natural.choices[0].finish_reason == "stop"
+    ended = natural.usage.completion_tokens
+    held = client.chat.completions.create(
+        model=MODEL,
+        messages=messages,
+        max_tokens=ended + 40,
+        temperature=0,
+        extra_body={"ignore_eos": True, "repetition_detection": {"max_pattern_size": 0}},
+    )
+    assert held.choices[0].finish_reason == "length" and held.usage.completion_tokens == ended + 40
+    assert held.choices[0].message.content.startswith(natural.choices[0].message.content)
+    at_least = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=64, temperature=0, extra_body={"min_tokens": 48}
+    )
+    assert at_least.usage.completion_tokens >= 48
+
+
 def test_streamed_completion_in_vllms_shape(
     server: RunningServer, client: openai.OpenAI, vllm_models: dict[str, type[BaseModel]]
 ) -> None:

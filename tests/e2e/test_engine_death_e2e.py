@@ -49,6 +49,9 @@ def test_killing_the_engine_core_fails_requests_fast_and_exits_non_zero(tmp_path
                 "max_tokens": 1000,
                 "temperature": 1.0,
                 "stream": stream,
+                # a story that ends by itself before the kill would leave fewer than four in flight
+                "ignore_eos": True,
+                "repetition_detection": {"max_pattern_size": 0},
             }
             with httpx.stream(
                 "POST", f"{server.base_url}/v1/chat/completions", json=body, headers=headers, timeout=120
