@@ -132,8 +132,8 @@ class AgentRuntime:
                 "which a JSON constraint would break; send search_mode 'off' for JSON output",
                 param="response_format",
             )
-        for param, asked in (("min_tokens", request.min_tokens > 0), ("ignore_eos", request.ignore_eos)):
-            if asked:
+        for param, held in (("min_tokens", request.min_tokens > 0), ("ignore_eos", request.ignore_eos)):
+            if held:
                 raise InvalidRequestError(
                     f"{param} is honoured with search_mode 'off' only: with search_mode '{mode}' the "
                     "model's end of text closes each search step and its answer, so holding it off "
