@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 import zlib
 from collections import Counter
@@ -31,7 +32,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, CliApp, SettingsConfigDict
 from tqdm import tqdm
 
-from evals.scoring import exact_match
+from evals.scoring import contains_answer, exact_match
 from service.agent.prompts import PRESETS, SEARCH_R1_INSTRUCTION, ObservationFormat, agent_messages
 from service.agent.steps import information_span
 from train.qa import QA
@@ -55,6 +56,18 @@ class SampleSettings(BaseSettings):
     top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling.")
     max_tokens: int = Field(default=480, ge=64, le=4096, description="Trajectory budget (results included).")
     keep_per_question: int = Field(default=2, ge=1, le=64, description="Most kept trajectories per question.")
+    solved_at_most: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Keep nothing from a question answered exactly more often than this of --samples "
+        "(the model already has it); unset = keep from every solved question.",
+    )
+    prefer_below_first: bool = Field(
+        default=False,
+        description="Of a question's exact trajectories, keep first those that read the answer from a "
+        "result below the first (the reading the model gets wrong most).",
+    )
     concurrency: int = Field(default=16, ge=1, le=1024, description="Requests in flight.")
     seed: int = Field(default=1, ge=0, description="Seed of the questions and of the sampling.")
     reuse_samples: bool = Field(
@@ -121,6 +134,28 @@ def keep(sample: Sampled, answers: Sequence[str]) -> bool:
         and sample.answer is not None
         and bool(exact_match(sample.answer, list(answers)))
     )
+
+
+def read_rank(sample: Sampled, answers: Sequence[str]) -> int | None:
+    """The rank (1-based) of the first result holding a gold answer in the last observation the
+    trajectory read, or None when none does (or it read none)."""
+    if not sample.spans:
+        return None
+    start, end = sample.spans[-1]
+    docs = re.findall(r"^Doc (\d+): (.*)$", sample.text[start:end], flags=re.MULTILINE)
+    return next((int(rank) for rank, text in docs if contains_answer(text, answers)), None)
+
+
+def chosen(good: Sequence[Sampled], answers: Sequence[str], settings: SampleSettings) -> list[Sampled]:
+    """The exact trajectories of one question that are kept: none from a question solved more often
+    than ``solved_at_most``; those read below the first result first when asked; at most
+    ``keep_per_question``."""
+    if settings.solved_at_most is not None and len(good) > settings.solved_at_most:
+        return []
+    ordered = list(good)
+    if settings.prefer_below_first:
+        ordered.sort(key=lambda s: (read_rank(s, answers) or 1) == 1)  # stable: sampling order within
+    return ordered[: settings.keep_per_question]
 
 
 def to_trajectory(qa: QA, number: int, sample: Sampled, observation: ObservationFormat) -> Trajectory:
@@ -229,10 +264,13 @@ def run(settings: SampleSettings) -> dict[str, object]:
     observation = PRESETS["ssrl-smollm2"]
     kept: list[Trajectory] = []
     solved = Counter[int]()
+    below_first = 0
     for qa in questions:
         good = [s for s in sampled.get(qa.id, []) if keep(s, qa.answers)]
         solved[len(good)] += 1
-        for number, sample in enumerate(good[: settings.keep_per_question]):
+        picked = chosen(good, qa.answers, settings)
+        below_first += sum((read_rank(s, qa.answers) or 1) > 1 for s in picked)
+        for number, sample in enumerate(picked):
             try:
                 kept.append(to_trajectory(qa, number, sample, observation))
             except ValueError:
@@ -246,6 +284,8 @@ def run(settings: SampleSettings) -> dict[str, object]:
         "questions_with_k_exact": {str(k): v for k, v in sorted(solved.items())},
         "questions_solved": sum(v for k, v in solved.items() if k > 0),
         "kept": len(kept),
+        "kept_read_below_first": below_first,
+        "solved_at_most": settings.solved_at_most,
         "temperature": settings.temperature,
         "adapter": str(settings.adapter),
     }

@@ -9,7 +9,7 @@ import pytest
 
 from service.agent.prompts import PRESETS, ObservationFormat
 from service.search.base import Doc
-from train.sample import Sampled, load_samples, save_samples, segments_of
+from train.sample import Sampled, SampleSettings, chosen, load_samples, read_rank, save_samples, segments_of
 
 OBSERVATION = PRESETS["ssrl-smollm2"]
 
@@ -57,3 +57,33 @@ def test_samples_are_read_back_only_under_the_same_settings(tmp_path: Path) -> N
     assert load_samples(path, {"adapter": "a", "seed": 1}) == {"q1": sampled["q1"]}
     assert load_samples(path, {"adapter": "a", "seed": 2}) is None
     assert load_samples(tmp_path / "missing.jsonl", {"adapter": "a", "seed": 1}) is None
+
+
+def _read(docs: list[Doc], answer: str) -> Sampled:
+    """An exact trajectory that read ``docs`` and answered ``answer``."""
+    head = "<search> Kenya capital </search>"
+    text = head + OBSERVATION.render(docs) + f"<answer> {answer} </answer>"
+    start, end = text.index("<information>"), text.index("</information>") + len("</information>")
+    return Sampled(text, answer, "answer", 0, [(start, end)])
+
+
+KENYA = Doc("Mount Kenya", "Mount Kenya is the highest mountain in Kenya.", None)
+NAIROBI = Doc("Nairobi", "Nairobi is the capital of Kenya.", None)
+
+
+def test_read_rank_is_the_first_result_holding_the_answer() -> None:
+    assert read_rank(_read([KENYA, NAIROBI], "Nairobi"), ["Nairobi"]) == 2
+    assert read_rank(_read([NAIROBI, KENYA], "Nairobi"), ["Nairobi"]) == 1
+    assert read_rank(_read([KENYA], "Nairobi"), ["Nairobi"]) is None
+    assert read_rank(Sampled("<answer> Nairobi </answer>", "Nairobi", "answer", 0, []), ["Nairobi"]) is None
+
+
+def test_chosen_skips_easy_questions_and_prefers_reading_below_the_first() -> None:
+    first, second = _read([NAIROBI, KENYA], "Nairobi"), _read([KENYA, NAIROBI], "Nairobi")
+    settings = SampleSettings(adapter=Path("a"), output=Path("o.jsonl"), keep_per_question=1)
+    assert chosen([first, second], ["Nairobi"], settings) == [first]
+    preferring = settings.model_copy(update={"prefer_below_first": True})
+    assert chosen([first, second], ["Nairobi"], preferring) == [second]
+    hard_only = settings.model_copy(update={"solved_at_most": 1})
+    assert chosen([first, second], ["Nairobi"], hard_only) == []
+    assert chosen([first], ["Nairobi"], hard_only) == [first]
