@@ -15,7 +15,8 @@ Systems (``--systems``; the default runs the first five):
 - ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
 - optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_ngram8`` (eight
   draft tokens a step instead of four), ``real_suffix`` (vLLM's
-  suffix decoding; needs arctic-inference), ``real_iomp`` (the defaults with
+  suffix decoding; needs arctic-inference) and ``vllm_loop_suffix`` (the loop over vLLM's server
+  with the same), ``real_iomp`` (the defaults with
   ``--engine.intel-openmp auto``: Intel OpenMP in the speculating engine, as vLLM's CPU docs ask),
   ``vllm_loop_ngram_iomp`` (``vllm_loop_ngram`` with Intel OpenMP in its server's ``LD_PRELOAD``).
 
@@ -67,6 +68,8 @@ RESULT_WORDS = Settings().agent.result_words
 MAX_TURNS = Settings().agent.max_turns
 #: The service's ngram speculation, as vLLM's --speculative-config (the same config both ways).
 NGRAM = speculative_config(EngineSettings(speculation="ngram"), agent_traffic=True)
+#: The service's suffix decoding, as vLLM's --speculative-config (needs arctic-inference).
+SUFFIX = speculative_config(EngineSettings(speculation="suffix"), agent_traffic=True)
 SPEC_COUNTERS = ("vllm:spec_decode_num_draft_tokens", "vllm:spec_decode_num_accepted_tokens")
 
 
@@ -106,6 +109,9 @@ SYSTEMS: dict[str, Callable[[], System]] = {
         "service `real`, ngram, --engine.speculative-tokens 8",
         "service",
         args=("--engine.speculation", "ngram", "--engine.speculative-tokens", "8"),
+    ),
+    "vllm_loop_suffix": lambda: System(
+        "client-side loop over vLLM's server, suffix decoding", "vllm", speculative_config=SUFFIX
     ),
     "real_suffix": lambda: System(
         "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
