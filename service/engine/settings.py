@@ -95,10 +95,10 @@ class EngineSettings(BaseModel):
         default="auto",
         description="Speculative decoding: 'ngram' drafts the next tokens by finding the last few in the "
         "prompt and trajectory (prompt lookup: an SSRL answer quotes the results just injected), "
-        "'suffix' by vLLM's suffix decoding (needs the arctic-inference package), 'off' none; auto = "
-        "ngram when the server's default search mode is an agent mode (as for the embedded model), "
-        "off when it is plain chat. Greedy answers stay the model's own (the target model checks every "
-        "draft).",
+        "'suffix' by vLLM's suffix decoding (needs the arctic-inference package: scripts/setup.sh "
+        "--suffix), 'off' none; auto = when the server's default search mode is an agent mode (as for "
+        "the embedded model) suffix where arctic-inference is installed, else ngram; off when it is "
+        "plain chat. Greedy answers stay the model's own (the target model checks every draft).",
     )
     speculative_tokens: int | None = Field(
         default=None,

@@ -79,12 +79,21 @@ NGRAM_TOKENS = 4
 NGRAM_MAX_BATCH = 16
 
 
+def suffix_decoding_installed() -> bool:
+    """Whether vLLM's suffix decoding can run: it lives in the arctic-inference package."""
+    return importlib.util.find_spec("arctic_inference") is not None
+
+
 def speculation_method(options: EngineSettings, *, agent_traffic: bool) -> str:
-    """``engine.speculation`` with ``auto`` resolved: ngram when the server's default search mode is an
-    agent mode (its trajectories quote the results injected into them), off for plain chat."""
+    """``engine.speculation`` with ``auto`` resolved: for agent traffic (the server's default search
+    mode is an agent mode: its trajectories quote the results injected into them) suffix decoding
+    where arctic-inference is installed (measured ahead of ngram, bench/README.md "Suffix
+    decoding"), else ngram; off for plain chat."""
     if options.speculation != "auto":
         return options.speculation
-    return "ngram" if agent_traffic else "off"
+    if not agent_traffic:
+        return "off"
+    return "suffix" if suffix_decoding_installed() else "ngram"
 
 
 def speculative_config(options: EngineSettings, *, agent_traffic: bool) -> dict[str, Any] | None:
@@ -93,7 +102,7 @@ def speculative_config(options: EngineSettings, *, agent_traffic: bool) -> dict[
     if method == "off":
         return None
     if method == "suffix":
-        if importlib.util.find_spec("arctic_inference") is None:
+        if not suffix_decoding_installed():
             raise ValueError(
                 "engine.speculation=suffix needs vLLM's suffix decoding from the arctic-inference "
                 "package: pip install arctic-inference (it builds a C++ extension from source)"

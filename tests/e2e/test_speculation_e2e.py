@@ -1,5 +1,6 @@
 """Speculative decoding on the real engine: the server with its default settings (the embedded SSRL
-model, real search by default, so ``engine.speculation=auto`` is ngram prompt lookup) answers in
+model, real search by default, so ``engine.speculation=auto`` is suffix decoding where arctic-inference
+is installed, else ngram prompt lookup) answers in
 every agent mode, exports vLLM's own speculative-decoding metrics, and gives the same greedy answers
 as the shared test server, which does not speculate (its default mode is off)."""
 
@@ -16,6 +17,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.engine.vllm import suffix_decoding_installed
 from tests.e2e.conftest import MODEL
 from tests.e2e.launcher import RunningServer, start_server
 
@@ -73,7 +75,8 @@ def ask(server: RunningServer, question: str, mode: str = "real", **extra: objec
 
 
 def test_the_default_server_speculates_and_metrics_show_it(speculating: RunningServer) -> None:
-    assert "speculative decoding: {'method': 'ngram'" in speculating.log_path.read_text(errors="replace")
+    method = "suffix" if suffix_decoding_installed() else "ngram"  # auto: suffix where installed
+    assert f"speculative decoding: {{'method': '{method}'" in speculating.log_path.read_text(errors="replace")
     before = httpx.get(f"{speculating.base_url}/metrics", timeout=10).text
     assert {name: kind for name, (kind, _) in families(before).items()} == dict.fromkeys(
         SPEC_FAMILIES, "counter"

@@ -17,6 +17,12 @@ NGRAM = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_min": 2,
 DEFAULT = {**NGRAM, "num_speculative_tokens_per_batch_size": [(1, 16, 4), (17, 64, 0)]}
 
 
+@pytest.fixture(autouse=True)
+def _suffix_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """arctic-inference is not installed, whatever this machine has (a test that wants it says so)."""
+    monkeypatch.setattr(vllm_engine, "suffix_decoding_installed", lambda: False)
+
+
 def spec(options: EngineSettings, *, agent_traffic: bool = True) -> Any:
     args = vllm_engine.engine_args("m", "served", options, agent_traffic=agent_traffic)
     return args.kwargs.get("speculative_config")
@@ -27,6 +33,29 @@ def test_auto_is_ngram_for_agent_traffic_and_off_for_plain_chat(fake_vllm: None)
     assert spec(EngineSettings(), agent_traffic=True) == DEFAULT
     assert spec(EngineSettings(), agent_traffic=False) is None
     assert vllm_engine.engine_args("m", "s", EngineSettings()).kwargs.get("speculative_config") is None
+
+
+def test_auto_is_suffix_for_agent_traffic_where_arctic_inference_is_installed(
+    fake_vllm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vllm_engine, "suffix_decoding_installed", lambda: True)
+    assert spec(EngineSettings(), agent_traffic=True) == {"method": "suffix"}
+    assert spec(EngineSettings(), agent_traffic=False) is None
+    assert spec(EngineSettings(speculation="ngram")) == DEFAULT  # an explicit choice stays
+
+
+def test_suffix_decoding_installed_asks_for_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real check, under a find_spec that knows one package or none
+    asked: list[str] = []
+
+    def find_spec(installed: bool) -> Any:
+        return lambda name: asked.append(name) or (object() if installed else None)
+
+    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", find_spec(False))
+    assert vllm_engine.suffix_decoding_installed() is False
+    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", find_spec(True))
+    assert vllm_engine.suffix_decoding_installed() is True
+    assert asked == ["arctic_inference", "arctic_inference"]
 
 
 def test_an_explicit_choice_wins_over_the_traffic(fake_vllm: None) -> None:
@@ -84,10 +113,9 @@ def test_every_key_is_a_field_of_vllms_speculative_config() -> None:
 
 
 def test_suffix_needs_arctic_inference(fake_vllm: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ValueError, match="pip install arctic-inference"):
         spec(EngineSettings(speculation="suffix"))
-    monkeypatch.setattr(vllm_engine.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(vllm_engine, "suffix_decoding_installed", lambda: True)
     assert spec(EngineSettings(speculation="suffix")) == {"method": "suffix"}  # vLLM picks the depth
     assert spec(EngineSettings(speculation="suffix", speculative_tokens=8)) == {
         "method": "suffix",
