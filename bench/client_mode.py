@@ -68,8 +68,6 @@ RESULT_WORDS = Settings().agent.result_words
 MAX_TURNS = Settings().agent.max_turns
 #: The service's ngram speculation, as vLLM's --speculative-config (the same config both ways).
 NGRAM = speculative_config(EngineSettings(speculation="ngram"), agent_traffic=True)
-#: The service's suffix decoding, as vLLM's --speculative-config (needs arctic-inference).
-SUFFIX = speculative_config(EngineSettings(speculation="suffix"), agent_traffic=True)
 SPEC_COUNTERS = ("vllm:spec_decode_num_draft_tokens", "vllm:spec_decode_num_accepted_tokens")
 
 
@@ -111,7 +109,10 @@ SYSTEMS: dict[str, Callable[[], System]] = {
         args=("--engine.speculation", "ngram", "--engine.speculative-tokens", "8"),
     ),
     "vllm_loop_suffix": lambda: System(
-        "client-side loop over vLLM's server, suffix decoding", "vllm", speculative_config=SUFFIX
+        "client-side loop over vLLM's server, suffix decoding",
+        "vllm",
+        # the service's suffix decoding as vLLM's --speculative-config; raises without arctic-inference
+        speculative_config=speculative_config(EngineSettings(speculation="suffix"), agent_traffic=True),
     ),
     "real_suffix": lambda: System(
         "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
