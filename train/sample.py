@@ -146,6 +146,11 @@ def read_rank(sample: Sampled, answers: Sequence[str]) -> int | None:
     return next((int(rank) for rank, text in docs if contains_answer(text, answers)), None)
 
 
+def read_below_first(sample: Sampled, answers: Sequence[str]) -> bool:
+    """Whether the trajectory's answer was in a result below the first (and in none above it)."""
+    return (read_rank(sample, answers) or 1) > 1
+
+
 def chosen(good: Sequence[Sampled], answers: Sequence[str], settings: SampleSettings) -> list[Sampled]:
     """The exact trajectories of one question that are kept: none from a question solved more often
     than ``solved_at_most``; those read below the first result first when asked; at most
@@ -154,7 +159,7 @@ def chosen(good: Sequence[Sampled], answers: Sequence[str], settings: SampleSett
         return []
     ordered = list(good)
     if settings.prefer_below_first:
-        ordered.sort(key=lambda s: (read_rank(s, answers) or 1) == 1)  # stable: sampling order within
+        ordered.sort(key=lambda s: not read_below_first(s, answers))  # stable: sampling order within
     return ordered[: settings.keep_per_question]
 
 
@@ -269,7 +274,7 @@ def run(settings: SampleSettings) -> dict[str, object]:
         good = [s for s in sampled.get(qa.id, []) if keep(s, qa.answers)]
         solved[len(good)] += 1
         picked = chosen(good, qa.answers, settings)
-        below_first += sum((read_rank(s, qa.answers) or 1) > 1 for s in picked)
+        below_first += sum(read_below_first(s, qa.answers) for s in picked)
         for number, sample in enumerate(picked):
             try:
                 kept.append(to_trajectory(qa, number, sample, observation))

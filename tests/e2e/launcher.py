@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 #: KV-cache block size of the test server: prefix-cache hits come in whole blocks.
 BLOCK = 32
@@ -40,6 +41,17 @@ class RunningServer:
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
         raise KeyError(name)
+
+    def engine_cores(self) -> list[psutil.Process]:
+        """vLLM's engine core processes under the server (vLLM names them VLLM::EngineCore)."""
+        cores = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if "EngineCore" in child.name() or any("EngineCore" in part for part in child.cmdline()):
+                    cores.append(child)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return cores
 
     def stop(self, timeout: float = 90) -> int:
         if self.process.poll() is None:

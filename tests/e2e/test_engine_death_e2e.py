@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from tests.e2e.conftest import MODEL
@@ -25,20 +24,13 @@ ANSWER_WITHIN = 15.0
 EXIT_WITHIN = 60.0
 
 
-def engine_core(pid: int) -> psutil.Process:
-    """vLLM's engine core: the child process that runs the model."""
-    children = psutil.Process(pid).children(recursive=True)
-    for child in children:
-        if "EngineCore" in child.name() or any("EngineCore" in part for part in child.cmdline()):
-            return child
-    raise AssertionError(f"no engine core among {[(c.pid, c.name()) for c in children]}")
-
-
 def test_killing_the_engine_core_fails_requests_fast_and_exits_non_zero(tmp_path: Path) -> None:
     server = start_server(tmp_path, "--search-mode", "off")
     try:
         headers = {"Authorization": f"Bearer {server.api_key}"}
-        core = engine_core(server.process.pid)
+        cores = server.engine_cores()
+        assert cores, "no engine core among the server's children"
+        core = cores[0]
         outcomes: dict[int, tuple[int, list[str], float]] = {}
         streaming = threading.Barrier(3)  # the two streams and the killer
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import openai
-import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -96,13 +95,12 @@ def test_the_default_server_speculates_and_metrics_show_it(speculating: RunningS
 
 
 def engine_maps(running: RunningServer) -> dict[int, str]:
-    """/proc/<pid>/maps of the server's engine processes (vLLM names them VLLM::EngineCore)."""
+    """/proc/<pid>/maps of the server's engine processes."""
     out = {}
-    for child in psutil.Process(running.process.pid).children(recursive=True):
+    for core in running.engine_cores():
         try:
-            if "EngineCore" in child.name() or "EngineCore" in " ".join(child.cmdline()):
-                out[child.pid] = Path(f"/proc/{child.pid}/maps").read_text()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
+            out[core.pid] = Path(f"/proc/{core.pid}/maps").read_text()
+        except FileNotFoundError:
             continue
     return out
 
