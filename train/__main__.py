@@ -104,6 +104,14 @@ class TrainSettings(BaseSettings):
         description="Share of real-search trajectories kept when the answer is in the first result; "
         "lower = more answers read from the second or third result.",
     )
+    gap_share: float = Field(
+        default=Mix.gap,
+        ge=0.0,
+        le=1.0,
+        description="Share of questions asking for the name or year that completes a sentence about the "
+        "subject ('the salween river flows into which sea'; train.gaps): relations beyond the table of "
+        "rules.",
+    )
     self_only: bool = Field(
         default=False,
         description="Every <information> written by the model (SSRL's simulated search), none from the "
@@ -136,9 +144,15 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     recipe = settings.model_dump(
         mode="json", include={"trajectories", "seed", "top_k", "result_words", "snippet_words", "self_only"}
     )
-    mix = Mix(description=settings.description_share, keep_first_rank=settings.keep_first_rank)
+    mix = Mix(
+        description=settings.description_share,
+        keep_first_rank=settings.keep_first_rank,
+        gap=settings.gap_share,
+    )
     if mix != Mix():  # a recipe of the default mix stays as earlier runs wrote it (their data is reused)
         recipe |= {"description_share": mix.description, "keep_first_rank": mix.keep_first_rank}
+    if mix.gap:
+        recipe |= {"gap_share": mix.gap}
     stats_file = data_dir / "stats.json"
     earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
     if earlier.get("recipe") == recipe:

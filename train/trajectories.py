@@ -135,7 +135,10 @@ def query_forms(qa: QA, rng: random.Random) -> list[str]:
 def _keywords(fact: Fact) -> list[str]:
     from train.phrasings import RELATIONS
 
-    return list(RELATIONS[fact.kind].keywords)
+    if fact.kind in RELATIONS:
+        return list(RELATIONS[fact.kind].keywords)
+    # an open relation (train.gaps): its queries are the subject, then the subject with relation words
+    return [q[len(fact.subject) :].strip() for q in fact.queries[1:] if q.startswith(fact.subject + " ")]
 
 
 class Builder:
