@@ -22,11 +22,11 @@ import re
 
 from service.search.base import Doc
 from service.search.snippets import sentences
-from train.qa import DEMONYMS, Fact, short_names, subject_of
+from train.qa import _GLUE, DEMONYMS, Fact, short_names, subject_of
 
 KIND = "gap"
 
-_CONNECT = frozenset(["of", "the", "de", "da", "van", "von", "del", "di", "le", "la", "al", "and", "du", "y"])
+_CONNECT = frozenset((*_GLUE, "du", "y"))
 #: Lower-case words that may follow an answer (the noun phrase has ended).
 _AFTER = frozenset(
     [
@@ -100,9 +100,9 @@ _STOP = frozenset(
         "one",
     ]
 )
-_PRONOUNS = {"It": True, "He": True, "She": True, "They": True}
-_TYPES = {
-    w.lower(): w.lower()
+_PRONOUNS = frozenset(["It", "He", "She", "They"])
+_TYPES = frozenset(
+    w.lower()
     for w in [
         "Sea",
         "Ocean",
@@ -155,7 +155,7 @@ _TYPES = {
         "Treaty",
         "Revolution",
     ]
-}
+)
 #: Types whose name is used without them ("the Musi", "Lake Baikal" as "Baikal" is another matter).
 _BARE_NAMES = frozenset(["sea", "ocean", "river", "gulf", "bay", "peninsula", "desert", "strait"])
 _YEAR = re.compile(r"^(?:1[0-9]{3}|20[0-2][0-9]|[1-9][0-9]{2})$")
@@ -235,12 +235,11 @@ def _questions(relation: str, answer: str, year: bool) -> tuple[tuple[str, ...],
             answers,
         )
     last = answer.split()[-1]
-    kind = _TYPES.get(last.lower())
+    noun = last.lower() if last.lower() in _TYPES else ""
     head = " ".join(answer.split()[:-1])
-    if kind and head and head.split()[-1] not in _CONNECT and head not in ("The", "the"):
-        if kind in _BARE_NAMES:  # "Andaman Sea" is also "the Andaman"
+    if noun and head and head.split()[-1] not in _CONNECT and head not in ("The", "the"):
+        if noun in _BARE_NAMES:  # "Andaman Sea" is also "the Andaman"
             answers += (head,)
-        noun = kind
         return (
             (f"{{s}} {bare} which {noun}?", f"{{s}} {bare} what {noun}", f"which {noun} {{s}} {bare}?"),
             f"the {noun} {{s}} {bare}",
@@ -282,7 +281,7 @@ def gap_facts(doc: Doc, topic: str, result_words: int, per_article: int = 2) -> 
                 continue
             if relation_words[0].lower() in _NOT_FIRST or relation_words[0][:1].isupper():
                 break  # "Leviathan or The Matter ...": not a relation of the subject
-            if re.search(r"[\"“”\d]", relation + answer.replace(answer if year else "", "")):
+            if re.search(r"[\"“”\d]", relation + ("" if year else answer)):
                 continue  # quotations and measures ("at a distance of 5.20 AU") make no question
             if year and relation_words[-1] not in ("in", "since"):
                 continue
