@@ -77,6 +77,16 @@ def split_of(title: str, dev: float = 0.1, test: float = 0.2) -> str:
     return "test" if bucket < test else "dev" if bucket < test + dev else "train"
 
 
+def trainable(fact: Fact, held_out: set[str]) -> bool:
+    """A fact that may be trained on: its article is in the training split, and neither its article
+    nor its subject is one of the natural sets' (``held_out_titles``)."""
+    return (
+        split_of(fact.article) == "train"
+        and fact.article.lower() not in held_out
+        and fact.subject.lower() not in held_out
+    )
+
+
 def _corpus_meta() -> dict[str, dict[str, object]]:
     meta = {}
     for key, entry in json.loads(embedded_corpus_path().read_text(encoding="utf-8")).items():
@@ -85,8 +95,10 @@ def _corpus_meta() -> dict[str, dict[str, object]]:
     return meta
 
 
-def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
-    meta = _corpus_meta()
+def all_facts(
+    index: LocalIndex, result_words: int, meta: dict[str, dict[str, object]] | None = None
+) -> list[Fact]:
+    meta = _corpus_meta() if meta is None else meta
     facts: list[Fact] = []
     for doc in index.docs:
         entry = meta.get(doc.title, {})
@@ -96,9 +108,11 @@ def all_facts(index: LocalIndex, result_words: int) -> list[Fact]:
     return facts
 
 
-def all_gap_facts(index: LocalIndex, result_words: int) -> list[Fact]:
+def all_gap_facts(
+    index: LocalIndex, result_words: int, meta: dict[str, dict[str, object]] | None = None
+) -> list[Fact]:
     """Open-relation facts of every article (``train.gaps``): training questions only."""
-    meta = _corpus_meta()
+    meta = _corpus_meta() if meta is None else meta
     return [
         fact
         for doc in index.docs
@@ -142,7 +156,8 @@ def build_dataset(
 ) -> dict[str, object]:
     """Write the splits and ``trajectories`` training trajectories; return counts for the card."""
     rng = random.Random(seed)
-    facts = all_facts(index, result_words)
+    meta = _corpus_meta()
+    facts = all_facts(index, result_words, meta)
     by_split: dict[str, list[Fact]] = {s: [] for s in SPLITS}
     for fact in facts:
         by_split[split_of(fact.article)].append(fact)
@@ -154,28 +169,14 @@ def build_dataset(
 
     fanout = {normalize_answer(item.question) for item in load_fanoutqa_dev()}
     held_out = held_out_titles()
-    train_all = [
-        f
-        for f in by_split["train"]
-        if f.article.lower() not in held_out and f.subject.lower() not in held_out
-    ]
+    train_all = [f for f in by_split["train"] if trainable(f, held_out)]
     families = _families([f for f in train_all if f.kind not in TITLE_KINDS])
     family_names = sorted(families)
     # Relations drawn alike (by the square root of their number of facts, up to 60): the common
     # ones (nationality, population) do not crowd out those people ask most (who wrote, when).
     family_weights = [min(len(families[n]), 60) ** 0.5 for n in family_names]
     titles = [f for f in train_all if f.kind in TITLE_KINDS]
-    gaps = (
-        [
-            f
-            for f in all_gap_facts(index, result_words)
-            if split_of(f.article) == "train"
-            and f.article.lower() not in held_out
-            and f.subject.lower() not in held_out
-        ]
-        if mix.gap
-        else []
-    )
+    gaps = [f for f in all_gap_facts(index, result_words, meta) if trainable(f, held_out)] if mix.gap else []
     names, weights = mix.kinds()
     # Quotas per kind: drawing a kind per attempt would under-represent the kinds the index can
     # support less often (a two-search trajectory needs a query that misses and one that hits).
@@ -235,13 +236,7 @@ def sample_questions(index: LocalIndex, count: int, rng: random.Random, result_w
     """Fresh questions about training facts (never a held-out article or subject), relations drawn
     as for the trajectories, each fact asked once."""
     held_out = held_out_titles()
-    facts = [
-        f
-        for f in all_facts(index, result_words)
-        if split_of(f.article) == "train"
-        and f.article.lower() not in held_out
-        and f.subject.lower() not in held_out
-    ]
+    facts = [f for f in all_facts(index, result_words) if trainable(f, held_out)]
     families = _families(facts)
     names = sorted(families)
     weights = [min(len(families[n]), 60) ** 0.5 for n in names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from service.agent.tags import last_answer, queries_in, search_action
 from service.search.base import Doc
 from service.search.local import LocalIndex
 from train.card import added_section
-from train.data import HELD_OUT, added_trajectories, held_out_titles, split_of
+from train.data import HELD_OUT, added_trajectories, held_out_titles, split_of, trainable
 from train.qa import QA, facts_of, phrase, question_keywords
 from train.trainer import IGNORE, tokenize
 from train.trajectories import Builder, Segment, Trajectory, query_forms, quote
@@ -136,6 +137,17 @@ def test_the_natural_sets_are_held_out_by_article_and_subject() -> None:
     assert {"mona lisa", "hamlet", "kenya", "mount kilimanjaro", "alexander graham bell", "telephone"} <= held
     dev, test = ({json.loads(line)["article"] for line in p.read_text().splitlines()} for p in HELD_OUT)
     assert dev and test and not dev & test  # split by article
+
+
+def test_only_training_articles_outside_the_natural_sets_are_trainable() -> None:
+    held = held_out_titles()
+    fact = next(f for f in facts_of(GHANA, "", "Geography", 100) if f.kind == "capital")
+    train_title = next(f"Article {i}" for i in range(100) if split_of(f"Article {i}") == "train")
+    test_title = next(f"Article {i}" for i in range(100) if split_of(f"Article {i}") == "test")
+    assert trainable(replace(fact, article=train_title, subject=train_title), held)
+    assert not trainable(replace(fact, article=test_title, subject=test_title), held)
+    assert not trainable(replace(fact, article=train_title, subject="Mona Lisa"), held)  # a natural subject
+    assert not trainable(replace(fact, article=train_title, subject=train_title), {train_title.lower()})
 
 
 @pytest.fixture(scope="module")
