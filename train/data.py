@@ -40,8 +40,9 @@ HELD_OUT = tuple(
 @dataclass(frozen=True)
 class Mix:
     """Shares of trajectory kinds, of description (title-answer) questions and of open-relation
-    ones, and how often a real search whose answer is the first result is kept (below 1: more
-    answers read from the second or third result)."""
+    ones, how often a real search whose answer is the first result is kept (below 1: more answers
+    read from the second or third result), and how often an answer quoted from a result's first
+    sentence is kept."""
 
     real: float = 0.42
     real_twice: float = 0.14
@@ -50,6 +51,9 @@ class Mix:
     chat: float = 0.06
     description: float = 0.15
     keep_first_rank: float = 0.45
+    #: How often a trajectory whose quoted sentence is its result's first is kept (below 1: more
+    #: answers read further into a result, where people's questions often find them).
+    keep_first_sentence: float = 1.0
     #: Share of questions asking for what completes a sentence about the subject (``train.gaps``).
     gap: float = 0.0
 
@@ -210,6 +214,13 @@ def build_dataset(
             continue
         if kind in REAL_KINDS and trajectory.ranks == (1,) and rng.random() > mix.keep_first_rank:
             continue
+        # Drawn only below 1, so that the data of the default mix is what it was for a seed.
+        if (
+            mix.keep_first_sentence < 1
+            and trajectory.sentence == 1
+            and rng.random() > mix.keep_first_sentence
+        ):
+            continue
         made.append(trajectory)
         asked.append(qa)
         kinds[kind] += 1
@@ -226,6 +237,7 @@ def build_dataset(
         kinds=dict(kinds),
         relations=dict(Counter(q.fact.kind for q in asked).most_common()),
         answer_rank=answer_ranks(made),
+        answer_sentence=answer_sentences(made),
         description_share=round(sum(q.fact.kind in TITLE_KINDS for q in asked) / max(len(asked), 1), 3),
     )
     logger.info("data: %s", stats)
@@ -285,3 +297,8 @@ def added_trajectories(trajectories: list[Trajectory]) -> dict[str, object]:
 def answer_ranks(trajectories: list[Trajectory]) -> dict[int, int]:
     """How many real-search trajectories read their answer at each rank (their first search's), by rank."""
     return dict(sorted(Counter(r for t in trajectories for r in t.ranks[:1] if t.kind in REAL_KINDS).items()))
+
+
+def answer_sentences(trajectories: list[Trajectory]) -> dict[int, int]:
+    """How many trajectories quote their answer from each sentence (1-based) of the result they read."""
+    return dict(sorted(Counter(t.sentence for t in trajectories if t.sentence).items()))

@@ -77,6 +77,9 @@ class Trajectory:
     answers: tuple[str, ...]
     #: Rank (1-based) of the result the answer was read from, per real search that found it.
     ranks: tuple[int, ...] = ()
+    #: Which sentence (1-based) of the result read the reasoning quotes; 0: none (a chat turn, or
+    #: a trajectory from a file written before this was recorded).
+    sentence: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -86,6 +89,7 @@ class Trajectory:
             "segments": [[s.text, s.trained] for s in self.segments],
             "answers": list(self.answers),
             "ranks": list(self.ranks),
+            "sentence": self.sentence,
         }
 
     @classmethod
@@ -98,20 +102,30 @@ class Trajectory:
             segments,
             tuple(row["answers"]),  # type: ignore[arg-type]
             tuple(row.get("ranks") or ()),  # type: ignore[arg-type]
+            int(row.get("sentence") or 0),  # type: ignore[call-overload]
         )
+
+
+def quote_position(text: str, answer: str) -> int:
+    """Which sentence of ``text`` (1-based) holds ``answer``: the one ``quote`` quotes; 0 if none."""
+    for number, sentence in enumerate(sentences(text.replace(GAP, " ")), 1):
+        if answer.lower() in sentence.lower():
+            return number
+    return 0
 
 
 def quote(text: str, answer: str, words: int = 30) -> str:
     """The sentence of ``text`` that holds ``answer``, cut to about ``words`` words around it."""
-    for sentence in sentences(text.replace(GAP, " ")):
-        if answer.lower() in sentence.lower():
-            parts = sentence.split()
-            if len(parts) <= words:
-                return sentence
-            at = next((i for i, p in enumerate(parts) if answer.split()[0].lower() in p.lower()), 0)
-            start = max(0, min(at - words // 3, len(parts) - words))
-            return " ".join(parts[start : start + words])
-    return ""
+    number = quote_position(text, answer)
+    if not number:
+        return ""
+    sentence = sentences(text.replace(GAP, " "))[number - 1]
+    parts = sentence.split()
+    if len(parts) <= words:
+        return sentence
+    at = next((i for i, p in enumerate(parts) if answer.split()[0].lower() in p.lower()), 0)
+    start = max(0, min(at - words // 3, len(parts) - words))
+    return " ".join(parts[start : start + words])
 
 
 def query_forms(qa: QA, rng: random.Random) -> list[str]:
@@ -252,7 +266,8 @@ class Builder:
             ranks = (found_rank,)
         else:
             raise ValueError(f"unknown trajectory kind {kind}")
-        return Trajectory(f"{qa.id}-{kind}", kind, messages, segments, qa.answers, ranks)
+        sentence = quote_position(doc.text, qa.fact.answers[0])
+        return Trajectory(f"{qa.id}-{kind}", kind, messages, segments, qa.answers, ranks, sentence)
 
     def chat(self, rng: random.Random, number: int) -> Trajectory:
         """Something that is not a factual question, answered at once without a search."""

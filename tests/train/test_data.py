@@ -14,10 +14,10 @@ from service.agent.tags import last_answer, queries_in, search_action
 from service.search.base import Doc
 from service.search.local import LocalIndex
 from train.card import added_section
-from train.data import HELD_OUT, added_trajectories, held_out_titles, split_of, trainable
+from train.data import HELD_OUT, added_trajectories, answer_sentences, held_out_titles, split_of, trainable
 from train.qa import QA, facts_of, phrase, question_keywords
 from train.trainer import IGNORE, tokenize
-from train.trajectories import Builder, Segment, Trajectory, query_forms, quote
+from train.trajectories import Builder, Segment, Trajectory, query_forms, quote, quote_position
 
 GHANA = Doc(
     "Ghana",
@@ -275,6 +275,20 @@ def test_tokenize_masks_the_prompt_and_the_injected_results(builder: Builder) ->
 def test_quote_finds_the_sentence_with_the_answer() -> None:
     assert quote(GHANA.text, "Accra") == "Its capital and largest city is Accra."
     assert quote(GHANA.text, "Lagos") == ""
+
+
+def test_a_trajectory_records_which_sentence_of_its_result_it_quotes(builder: Builder) -> None:
+    assert [quote_position(GHANA.text, a) for a in ("Republic of Ghana", "Accra", "33 million", "Lagos")] == [
+        1,
+        3,
+        4,
+        0,
+    ]
+    trajectory = builder.build("real", qa_of(GHANA, "capital"), random.Random(0))
+    assert trajectory is not None and trajectory.sentence == 3  # "Its capital and largest city is Accra."
+    assert Trajectory.from_json(json.loads(json.dumps(trajectory.to_json()))).sentence == 3
+    chat = builder.chat(random.Random(0), 1)
+    assert chat.sentence == 0 and answer_sentences([trajectory, trajectory, chat]) == {3: 2}
 
 
 def test_eval_sets_ask_each_fact_once_and_cap_title_answers() -> None:
