@@ -3,7 +3,8 @@
 For sets whose rows carry ``subject`` (the entity the question is about) and ``popularity``
 (``well-known`` / ``less-known``), as bench/data/natural-*.jsonl do:
 - the share of first queries that name the subject (a bare relation such as "author" does not);
-- reading failures: a real search returned a gold answer, yet the answer is wrong;
+- reading failures: a real search returned a gold answer, yet the answer is wrong; and where that
+  answer was (the first result's lead sentence, a later sentence of it, a lower result);
 - every figure per popularity group as well as over the whole set.
 """
 
@@ -88,6 +89,8 @@ def _figures(rows: list[dict[str, Any]], subjects: dict[str, dict[str, str]]) ->
         r for r in rows if any(i["source"] == "real" and i["has_gold"] for i in r.get("information", []))
     ]
     misread = [r for r in real_gold if not r["em"]]
+    found = [_gold_at(r) for r in misread]
+    where = [w for w in found if w is not None]
     return {
         "questions": n,
         "em": 100 * sum(r["em"] for r in rows) / n,
@@ -96,7 +99,23 @@ def _figures(rows: list[dict[str, Any]], subjects: dict[str, dict[str, str]]) ->
         "first_query_names_subject": 100 * len(named) / len(searched) if searched else None,
         "gold_in_real_results": 100 * len(real_gold) / n,
         "reading_failures": len(misread),
+        # By where the gold answer was: the first result's lead sentence, a later sentence of it, a
+        # lower result (None: results written before the runner recorded it).
+        "misread_where": None
+        if len(where) < len(found)
+        else {
+            "first result, first sentence": sum(w == (1, 1) for w in where),
+            "first result, later sentence": sum(w[0] == 1 and w[1] > 1 for w in where),
+            "lower result": sum(w[0] > 1 for w in where),
+        },
     }
+
+
+def _gold_at(row: dict[str, Any]) -> tuple[int, int] | None:
+    """(result, sentence) of the first real search's gold answer in a row with one, if recorded."""
+    first = next(i for i in row["information"] if i["source"] == "real" and i["has_gold"])
+    at = first.get("gold_at")
+    return (int(at[0]), int(at[1])) if at else None
 
 
 def diagnose(results: Iterable[dict[str, Any]], subjects: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
@@ -118,13 +137,16 @@ def markdown(table: list[dict[str, Any]]) -> str:
 
     lines = [
         "| mode | group | questions | EM % | answered % | first query names the subject % | "
-        "gold in real results % | reading failures |",
-        "|---|---|---|---|---|---|---|---|",
+        "gold in real results % | reading failures | ...gold in result 1's first sentence / a later one / "
+        "result 2-3 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in table:
+        where = row.get("misread_where")
         lines.append(
             f"| {row['mode']} | {row['group']} | {row['questions']} | {pct(row['em'])} | "
             f"{pct(row['answered'])} | {pct(row['first_query_names_subject'])} | "
-            f"{pct(row['gold_in_real_results'])} | {row['reading_failures']} |"
+            f"{pct(row['gold_in_real_results'])} | {row['reading_failures']} | "
+            f"{' / '.join(str(n) for n in where.values()) if where else '-'} |"
         )
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from evals.datasets import QAItem
-from evals.scoring import contains_answer, exact_match, f1_score
+from evals.scoring import contains_answer, exact_match, f1_score, gold_position
 from ssrl_client import AsyncClient, ChatResult, SSRLError
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ async def ask_one(
             "has_gold": contains_answer(
                 " ".join(d.text for d in s.results) if s.source == "real" else s.self_information or "", golds
             ),
+            # Which result, and which sentence of it, first holds a gold answer (real results only).
+            **({"gold_at": gold_position([d.text for d in s.results], golds)} if s.source == "real" else {}),
         }
         for s in steps
     ]

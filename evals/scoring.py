@@ -7,6 +7,8 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
+from service.search.snippets import GAP, sentences
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
 
@@ -44,3 +46,14 @@ def contains_answer(text: str, golds: Sequence[str]) -> bool:
     """Whether a normalised gold answer occurs, as whole words, in the normalised text."""
     haystack = f" {normalize_answer(text)} "
     return any(f" {normalize_answer(g)} " in haystack for g in golds if normalize_answer(g))
+
+
+def gold_position(texts: Sequence[str], golds: Sequence[str]) -> tuple[int, int] | None:
+    """Where a gold answer first shows in search results: (result, sentence of that result), both
+    1-based; None when no result holds one. Tells a reading failure in the first result's lead
+    sentence from one in a later sentence or a lower result."""
+    for rank, text in enumerate(texts, 1):
+        if contains_answer(text, golds):
+            parts = sentences(text.replace(GAP, " "))
+            return rank, next((i for i, part in enumerate(parts, 1) if contains_answer(part, golds)), 1)
+    return None

@@ -81,6 +81,9 @@ async def test_run_is_resumable_and_reports(tmp_path: Path) -> None:
     assert len(rows) == 6 and len(results.read_text().splitlines()) == 6
     real = {r["id"]: r for r in rows if r["mode"] == "real"}
     assert real["1"]["em"] == 1.0 and real["2"]["em"] == 0.0 and real["1"]["real_calls"] == 1
+    # each real search records where a gold answer was in its results (none here); self-written ones do not
+    assert real["1"]["information"] == [{"source": "real", "has_gold": False, "gold_at": None}]
+    assert all("gold_at" not in i for r in rows if r["mode"] == "self" for i in r["information"])
     summaries = {s.mode: s for s in summarise(rows, ["self", "real", "off"])}
     assert summaries["real"].exact_match == 50.0 and summaries["real"].real_calls == 1.0
     assert summaries["self"].real_calls == 0.0
