@@ -111,6 +111,13 @@ class TrainSettings(BaseSettings):
         description="Share of trajectories kept when the sentence quoted for the answer is its result's "
         "first; lower = more answers read further into a result.",
     )
+    quote_to_answer: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of answers whose reasoning quotes the sentence only up to and with the "
+        "answer, so that the answer is the last thing quoted (not the subject the sentence opens with).",
+    )
     gap_share: float = Field(
         default=Mix.gap,
         ge=0.0,
@@ -163,6 +170,8 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         recipe |= {"gap_share": mix.gap}
     if mix.keep_first_sentence < 1:
         recipe |= {"keep_first_sentence": mix.keep_first_sentence}
+    if settings.quote_to_answer:
+        recipe |= {"quote_to_answer": settings.quote_to_answer}
     stats_file = data_dir / "stats.json"
     earlier = json.loads(stats_file.read_text()) if settings.reuse_data and stats_file.is_file() else {}
     if earlier.get("recipe") == recipe:
@@ -176,6 +185,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
             result_words=settings.result_words,
             snippet_words=settings.snippet_words,
             self_only=settings.self_only,
+            quote_to_answer=settings.quote_to_answer,
         )
         stats = build_dataset(
             index,

@@ -114,12 +114,19 @@ def quote_position(text: str, answer: str) -> int:
     return 0
 
 
-def quote(text: str, answer: str, words: int = 30) -> str:
-    """The sentence of ``text`` that holds ``answer``, cut to about ``words`` words around it."""
+def quote(text: str, answer: str, words: int = 30, *, to_answer: bool = False) -> str:
+    """The sentence of ``text`` that holds ``answer``, cut to about ``words`` words around it; with
+    ``to_answer``, the sentence up to and with the answer (its last ``words`` words), so that the
+    answer is the last thing quoted and not the subject the sentence opens with (an answer that
+    opens the sentence is quoted with what follows it, as without ``to_answer``)."""
     number = quote_position(text, answer)
     if not number:
         return ""
     sentence = sentences(text.replace(GAP, " "))[number - 1]
+    start = sentence.lower().index(answer.lower())
+    if to_answer and len(sentence[:start].split()) >= 3:  # not an answer the sentence opens with
+        end = start + len(answer)
+        return " ".join(sentence[:end].split()[-max(words, len(answer.split())) :])
     parts = sentence.split()
     if len(parts) <= words:
         return sentence
@@ -167,6 +174,7 @@ class Builder:
         result_words: int,
         snippet_words: int = 40,
         self_only: bool = False,
+        quote_to_answer: float = 0.0,
     ) -> None:
         self.index = index
         self.observation = observation
@@ -174,6 +182,8 @@ class Builder:
         self.result_words = result_words
         self.snippets = index.snippets(snippet_words)
         self.self_only = self_only
+        #: Share of answers whose quote ends with the answer (``quote(to_answer=True)``).
+        self.quote_to_answer = quote_to_answer
         self._results: dict[str, list[Doc]] = {}
 
     def prefetch(self, queries: Sequence[str]) -> None:
@@ -214,8 +224,15 @@ class Builder:
 
     def _found(self, rng: random.Random, qa: QA, rank: int, doc: Doc) -> str:
         answer = qa.fact.answers[0]
-        text = rng.choice(_FOUND).format(
-            k=rank, title=doc.title, quote=quote(doc.text, answer), answer=answer, need=_need(qa)
+        template = rng.choice(_FOUND)
+        # Drawn only above 0, so that the data of a seed is what it was without the option.
+        to_answer = self.quote_to_answer > 0 and rng.random() < self.quote_to_answer
+        text = template.format(
+            k=rank,
+            title=doc.title,
+            quote=quote(doc.text, answer, to_answer=to_answer),
+            answer=answer,
+            need=_need(qa),
         )
         return self._answer(text, answer)
 

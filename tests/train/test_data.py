@@ -277,6 +277,25 @@ def test_quote_finds_the_sentence_with_the_answer() -> None:
     assert quote(GHANA.text, "Lagos") == ""
 
 
+def test_a_quote_to_the_answer_ends_with_it_unless_the_sentence_opens_with_it() -> None:
+    assert quote(GHANA.text, "33 million", to_answer=True) == "Ghana has a population of over 33 million"
+    assert quote(GHANA.text, "Accra", words=3, to_answer=True) == "city is Accra"
+    # An answer that opens its sentence keeps what the sentence says of it.
+    assert quote(GHANA.text, "Ghana", to_answer=True) == quote(GHANA.text, "Ghana")
+
+
+def test_quote_to_answer_ends_the_reasoning_quote_with_the_answer(builder: Builder) -> None:
+    qa = qa_of(GHANA, "population")
+    quoting = Builder(builder.index, builder.observation, top_k=3, result_words=100, quote_to_answer=1.0)
+    made = quoting.build("real", qa, random.Random(0))
+    assert made is not None
+    assert f'{qa.fact.answers[0]}"' in made.segments[-1].text
+    assert '33 million."' not in made.segments[-1].text  # not the whole sentence, stop and all
+    # At 0 (the default) nothing more is drawn: a seed makes the same trajectory as before.
+    plain = Builder(builder.index, builder.observation, top_k=3, result_words=100, quote_to_answer=0.0)
+    assert plain.build("real", qa, random.Random(0)) == builder.build("real", qa, random.Random(0))
+
+
 def test_a_trajectory_records_which_sentence_of_its_result_it_quotes(builder: Builder) -> None:
     assert [quote_position(GHANA.text, a) for a in ("Republic of Ghana", "Accra", "33 million", "Lagos")] == [
         1,
