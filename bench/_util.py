@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,14 +16,36 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether the process ``pid`` or one of its children listens on the loopback ``port``.
+
+    free_port() releases the port it found before the server binds it, so another process (the
+    other test worker's servers) can take it meanwhile; the server then fails to bind while the
+    other one answers its health checks. This tells the two apart."""
+    try:
+        family = {pid} | {child.pid for child in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return False
+    return any(
+        conn.pid in family and conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+        for conn in psutil.net_connections(kind="tcp")
+    )
+
+
+class PortTakenError(RuntimeError):
+    """The port answered, but from another process than the server started on it."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -46,6 +69,7 @@ class Server:
         env: dict[str, str] | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        self.port = port
         quiet = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "VLLM_DO_NOT_TRACK": "1"}
         env = {**os.environ, **quiet, **(env or {})}
         self.log = log
@@ -64,10 +88,13 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{args[:3]} exited; see {self.log}")
             try:
-                if httpx.get(self.url + health, timeout=2).status_code == 200:
-                    return
+                healthy = httpx.get(self.url + health, timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            if healthy:
+                if listens_on(self.process.pid, self.port):
+                    return
+                raise PortTakenError(f"port {self.port} answers, but not from {args[:3]}; see {self.log}")
             time.sleep(1)
         raise RuntimeError(f"{args[:3]} not healthy in {timeout}s; see {self.log}")
 
@@ -86,10 +113,18 @@ class Server:
         self.stop()
 
 
-def ssrl_server(log_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
-    port = free_port()
-    args = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning", *extra]
-    return Server(args, port, log_dir / f"ssrl-{port}.log", env=env)
+def ssrl_server(log_dir: Path, *extra: str, env: dict[str, str] | None = None, tries: int = 3) -> Server:
+    """``python -m service`` on a free loopback port; on another port if one was taken meanwhile."""
+    for attempt in range(1, tries + 1):
+        port = free_port()
+        args = [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning", *extra]
+        try:
+            return Server(args, port, log_dir / f"ssrl-{port}.log", env=env)
+        except PortTakenError:
+            if attempt == tries:
+                raise
+            logger.warning("port %d was taken while the server started; starting it on another", port)
+    raise AssertionError("unreachable")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

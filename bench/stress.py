@@ -168,6 +168,7 @@ def main() -> int:
             drive(server.url, args.concurrency, args.duration, args.max_requests, args.timeout)
         )
         elapsed = time.monotonic() - started
+        alive = server.process.poll() is None  # the answers came from the server started here
         rss_end = rss_mib(server.process.pid)
         metrics = httpx.get(f"{server.url}/metrics").text
         running = next(
@@ -199,9 +200,10 @@ def main() -> int:
             "rss_end_mib": rss_end,
             "engine_requests_left": running,
             "failures": failures,
+            "server_alive": alive,
         },
     )
-    return 1 if failures or running else 0
+    return 1 if failures or running or not alive else 0
 
 
 if __name__ == "__main__":

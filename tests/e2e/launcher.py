@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench._util import PortTakenError, free_port, listens_on
+
 #: KV-cache block size of the test server: prefix-cache hits come in whole blocks.
 BLOCK = 32
 STARTUP_TIMEOUT = float(os.environ.get("SSRL_TEST_STARTUP_TIMEOUT", "900"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -65,8 +60,19 @@ class RunningServer:
         return int(self.process.returncode)
 
 
-def start_server(log_dir: Path, *extra: str, api_key: str = "e2e-key") -> RunningServer:
-    port = free_port()
+def start_server(log_dir: Path, *extra: str, api_key: str = "e2e-key", tries: int = 3) -> RunningServer:
+    """The server on a free loopback port, healthy; on another port if one was taken meanwhile
+    (free_port() lets the port go before the server binds it: the other worker may take it)."""
+    for attempt in range(1, tries + 1):
+        try:
+            return _start_on(free_port(), log_dir, extra, api_key)
+        except PortTakenError:
+            if attempt == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_on(port: int, log_dir: Path, extra: tuple[str, ...], api_key: str) -> RunningServer:
     log_path = log_dir / f"server-{port}.log"
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     args = [
@@ -89,10 +95,14 @@ def start_server(log_dir: Path, *extra: str, api_key: str = "e2e-key") -> Runnin
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_tail()}")
         try:
-            if httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                return server
+            healthy = httpx.get(f"{server.base_url}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            healthy = False
+        if healthy:
+            if listens_on(process.pid, port):
+                return server
+            server.stop()
+            raise PortTakenError(f"port {port} answers /health, but not from the server started on it")
         time.sleep(1)
     server.stop()
     raise RuntimeError(f"server not healthy after {STARTUP_TIMEOUT}s:\n{server.log_tail()}")
