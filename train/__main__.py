@@ -126,6 +126,14 @@ class TrainSettings(BaseSettings):
         "subject ('the salween river flows into which sea'; train.gaps): relations beyond the table of "
         "rules.",
     )
+    answer_weight: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=100.0,
+        description="Loss weight of the tokens that state the answer (the reasoning's last naming of it and "
+        "the <answer> text) against the rest of what the model writes: the choice of the span, a few "
+        "tokens of each trajectory.",
+    )
     self_only: bool = Field(
         default=False,
         description="Every <information> written by the model (SSRL's simulated search), none from the "
@@ -216,6 +224,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
         threads=settings.threads,
         micro_batch=settings.micro_batch,
         init_adapter=settings.init_adapter,
+        answer_weight=settings.answer_weight,
     )
     trainer = Trainer(base, out, config)
     trajectories = read_trajectories(data_dir / "trajectories.jsonl")
@@ -223,7 +232,7 @@ def run(settings: TrainSettings, argv: list[str]) -> Path:
     if own:
         stats.update(added_trajectories(own))
         stats["own_from"] = [str(p) for p in settings.own]
-    examples = [tokenize(t, trainer.tokenizer) for t in [*trajectories, *own]]
+    examples = [tokenize(t, trainer.tokenizer, config.answer_weight) for t in [*trajectories, *own]]
     kept = [
         e
         for e in examples

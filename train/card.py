@@ -78,7 +78,7 @@ LoRA r={config.rank}, alpha={config.alpha}, dropout={config.dropout} on {", ".jo
 AdamW, lr {config.lr} (warm-up {config.warmup} steps, cosine to 10 %), at most {config.batch_size}
 sequences and {config.max_batch_tokens} tokens per step, batches grouped by length, gradients
 accumulated over micro-batches of {config.micro_batch} sequence(s), {result.get("precision", "bf16")},
-loss only on model-written tokens, seed {config.seed}{_start(config)}.
+loss only on model-written tokens{_weighted(config)}, seed {config.seed}{_start(config)}.
 
 ## Training figures
 {result["steps"]} steps ({result["epochs"]} epochs){stopped};
@@ -92,6 +92,12 @@ is distributed under Apache-2.0; answers it reproduces from Wikipedia text stay 
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def _weighted(config: TrainConfig) -> str:
+    if config.answer_weight == 1.0:
+        return ""
+    return f" (the tokens that state the answer weighted {config.answer_weight:g}x: `--answer-weight`)"
 
 
 def _start(config: TrainConfig) -> str:

@@ -59,6 +59,9 @@ class TrainConfig:
     threads: int | None = None
     #: An adapter to start from (a later round goes on from the earlier round's weights).
     init_adapter: Path | None = None
+    #: Loss weight of the tokens that state the answer (the reasoning's last naming of it and the
+    #: ``<answer>`` text; ``answer_spans``), against 1 for every other trained token.
+    answer_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,24 +70,69 @@ class Example:
     labels: list[int]
     #: Tokens of the chat-templated prompt (what the server's max_tokens does not count).
     prompt_length: int = 0
+    #: Loss weight per position (aligned with ``labels``); empty = 1 everywhere.
+    weights: tuple[float, ...] = ()
 
 
-def tokenize(trajectory: Trajectory, tokenizer: Any) -> Example:
+def answer_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of ``text`` that state its answer: the text of ``<answer> ... </answer>`` and
+    the reasoning's last naming of that answer outside a quotation ("... So the answer is Accra.").
+    Those tokens carry the choice of the span; the rest of a trajectory is format and copying."""
+    opened = text.rfind("<answer>")
+    closed = text.find("</answer>", opened)
+    if opened < 0 or closed < 0:
+        return []
+    start, end = opened + len("<answer>"), closed
+    answer = text[start:end].strip()
+    if not answer:
+        return []
+    start = text.index(answer, start)
+    spans = [(start, start + len(answer))]
+    think = text.rfind("</think>", 0, opened)
+    found = text.lower().rfind(answer.lower(), 0, think if think >= 0 else opened)
+    if found >= 0 and text.count('"', 0, found) % 2 == 0:  # not inside a quotation
+        spans.insert(0, (found, found + len(answer)))
+    return spans
+
+
+def _weighted_pieces(text: str, tokenizer: Any, weight: float) -> tuple[list[int], list[float]]:
+    """Token ids of ``text`` (as ``tokenizer.encode`` makes them) and a weight each: ``weight`` for
+    the tokens that overlap ``answer_spans``, else 1."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    spans = answer_spans(text)
+    weights = [
+        weight if any(a < span_end and b > span_start for span_start, span_end in spans) else 1.0
+        for a, b in encoded["offset_mapping"]
+    ]
+    return list(encoded["input_ids"]), weights
+
+
+def tokenize(trajectory: Trajectory, tokenizer: Any, answer_weight: float = 1.0) -> Example:
     """Token ids as the server builds them: the chat-templated prompt, then each piece of the
-    trajectory encoded on its own (the loop encodes injected text separately), then end of turn."""
+    trajectory encoded on its own (the loop encodes injected text separately), then end of turn.
+    With ``answer_weight`` other than 1, the tokens that state the answer of a trajectory that
+    read it from results (not a chat turn) weigh that much in the loss."""
     prompt = tokenizer.apply_chat_template(trajectory.messages, add_generation_prompt=True, tokenize=False)
     ids = list(tokenizer.encode(prompt, add_special_tokens=False))
     labels = [IGNORE] * len(ids)
+    weights = [1.0] * len(ids)
     prompt_length = len(ids)
+    weigh = answer_weight != 1.0 and trajectory.kind != "chat"
     for segment in trajectory.segments:
-        piece = list(tokenizer.encode(segment.text, add_special_tokens=False))
+        if weigh and segment.trained:
+            piece, piece_weights = _weighted_pieces(segment.text, tokenizer, answer_weight)
+        else:
+            piece = list(tokenizer.encode(segment.text, add_special_tokens=False))
+            piece_weights = [1.0] * len(piece)
         ids += piece
         labels += piece if segment.trained else [IGNORE] * len(piece)
+        weights += piece_weights
     end = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     if isinstance(end, int) and end >= 0:
         ids.append(end)
         labels.append(end)
-    return Example(ids, labels, prompt_length)
+        weights.append(1.0)
+    return Example(ids, labels, prompt_length, tuple(weights) if weigh else ())
 
 
 def make_batches(examples: list[Example], config: TrainConfig, rng: random.Random) -> list[list[int]]:
@@ -202,8 +250,9 @@ class Trainer:
         return True
 
     # -- training ------------------------------------------------------------------------------
-    def _loss(self, batch: list[Example]) -> Any:
-        """Summed cross-entropy over the trained positions of ``batch``."""
+    def _loss(self, batch: list[Example]) -> tuple[Any, Any]:
+        """Summed cross-entropy over the trained positions of ``batch``: as weighted by the
+        examples' ``weights`` (what is trained on), and plain (what the log reports)."""
         torch = self.torch
         longest = max(len(e.ids) for e in batch)
         # One sequence needs no padding and no mask: attention then takes the causal kernel, which
@@ -225,7 +274,15 @@ class Trainer:
             targets = labels[:, 1:]
             keep = targets != IGNORE
             logits = inner.lm_head(hidden[:, :-1][keep])  # only where the model is trained
-        return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        losses = torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="none")
+        if not any(e.weights for e in batch):
+            total = losses.sum()
+            return total, total
+        weights = torch.tensor(
+            [list(e.weights or [1.0] * len(e.ids)) + [1.0] * (width - len(e.ids)) for e in batch],
+            device=self.device,
+        )[:, 1:][keep]
+        return (losses * weights).sum(), losses.sum()
 
     def _micro_batches(self, batch: list[Example]) -> list[list[Example]]:
         ordered = sorted(batch, key=lambda e: len(e.ids))
@@ -237,10 +294,10 @@ class Trainer:
         trained = sum(sum(label != IGNORE for label in e.labels[1:]) for e in batch)
         total = 0.0
         for micro in self._micro_batches(batch):
-            loss = self._loss(micro)
+            loss, plain = self._loss(micro)
             (loss / trained).backward()
-            total += float(loss.item())
-            del loss
+            total += float(plain.item())
+            del loss, plain
         return total / trained
 
     def train(self, examples: list[Example]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from service.search.local import LocalIndex
 from train.card import added_section
 from train.data import HELD_OUT, added_trajectories, answer_sentences, held_out_titles, split_of, trainable
 from train.qa import QA, facts_of, phrase, question_keywords
-from train.trainer import IGNORE, tokenize
+from train.trainer import IGNORE, answer_spans, tokenize
 from train.trajectories import Builder, Segment, Trajectory, query_forms, quote, quote_position
 
 GHANA = Doc(
@@ -260,6 +260,9 @@ class _Tokenizer:
     def convert_tokens_to_ids(self, token: str) -> int:
         return 2
 
+    def __call__(self, text: str, **_: object) -> dict[str, list]:
+        return {"input_ids": self.encode(text), "offset_mapping": [(i, i + 1) for i in range(len(text))]}
+
 
 def test_tokenize_masks_the_prompt_and_the_injected_results(builder: Builder) -> None:
     trajectory = builder.build("real", qa_of(GHANA, "capital"), random.Random(0))
@@ -270,6 +273,37 @@ def test_tokenize_masks_the_prompt_and_the_injected_results(builder: Builder) ->
     assert example.ids == [ord(c) for c in prompt + first + injected + last] + [2]
     trained = "".join(chr(i) for i, label in zip(example.ids, example.labels, strict=True) if label != IGNORE)
     assert trained == first + last + chr(2)
+
+
+def test_the_answer_spans_are_the_stated_answer_not_the_quote() -> None:
+    text = (
+        '<think> Doc 1 is about Ghana: "Its capital and largest city is Accra." So the answer is '
+        "Accra. </think>\n<answer> Accra </answer>"
+    )
+    spans = answer_spans(text)
+    assert [text[a:b] for a, b in spans] == ["Accra", "Accra"]
+    quoted = text.index("Accra")
+    assert all(a > quoted for a, _ in spans)  # the quotation's copy is not the choice
+    assert spans[-1][0] > text.index("<answer>")
+    # Only the <answer> text when the reasoning names the answer only inside its quotation.
+    only = '<think> "Its capital is Accra." </think>\n<answer> Accra </answer>'
+    (span,) = answer_spans(only)
+    assert only[span[0] : span[1]] == "Accra" and span[0] > only.index("<answer>")
+    assert answer_spans("<think> I need to search. </think>\n<search> Ghana </search>") == []
+
+
+def test_answer_weight_weighs_the_tokens_that_state_the_answer(builder: Builder) -> None:
+    trajectory = builder.build("real", qa_of(GHANA, "capital"), random.Random(0))
+    assert trajectory is not None
+    plain = tokenize(trajectory, _Tokenizer())
+    weighted = tokenize(trajectory, _Tokenizer(), answer_weight=5.0)
+    assert plain.weights == () and weighted.ids == plain.ids and weighted.labels == plain.labels
+    heavy = "".join(chr(i) for i, w in zip(weighted.ids, weighted.weights, strict=True) if w == 5.0)
+    assert heavy == "Accra" * 2, heavy  # the reasoning's "... is Accra" and <answer> Accra
+    masked = [w for w, label in zip(weighted.weights, weighted.labels, strict=True) if label == IGNORE]
+    assert set(masked) == {1.0}
+    # A chat turn's reply is not an answer read from results: nothing weighed.
+    assert tokenize(builder.chat(random.Random(0), 1), _Tokenizer(), answer_weight=5.0).weights == ()
 
 
 def test_quote_finds_the_sentence_with_the_answer() -> None:

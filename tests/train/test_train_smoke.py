@@ -17,7 +17,8 @@ from evals.datasets import load_jsonl
 from service.engine.model_files import BASE_MODEL, prepare_adapter_model, prepare_embedded_model
 from service.settings import Settings
 from train.__main__ import main
-from train.trainer import TrainConfig, lr_at
+from train.trainer import TrainConfig, Trainer, lr_at, tokenize
+from train.trajectories import Segment, Trajectory
 
 pytestmark = pytest.mark.e2e  # loads the real model (tests/conftest.py: how e2e tests are marked)
 
@@ -102,3 +103,33 @@ def test_the_adapter_merges_into_a_checkpoint_the_engine_can_load(trained: Path,
     config = json.loads((merged / "config.json").read_text())
     assert config["model_type"] == "llama"
     assert (merged / "model.safetensors").is_file() and (merged / "tokenizer.json").is_file()
+
+
+def test_answer_weight_adds_to_the_loss_of_the_answer_tokens_only(tmp_path: Path) -> None:
+    """The weighted loss is the plain loss plus (weight - 1) x the loss of the answer's tokens, and
+    the plain loss (what the log reports) does not depend on the weight."""
+    base = prepare_embedded_model(Settings().cache_dir, BASE_MODEL)
+    trainer = Trainer(base, tmp_path, TrainConfig(steps=1))
+    trajectory = Trajectory(
+        "ghana-real",
+        "real",
+        [{"role": "user", "content": "What is the capital of Ghana?"}],
+        [
+            Segment("<think> I need the capital of Ghana. </think>\n<search> Ghana capital </search>", True),
+            Segment("\n\n<information>Doc 1: Ghana. Its capital is Accra.</information>\n\n", False),
+            Segment(
+                '<think> Doc 1 is about Ghana: "Its capital is Accra." So the answer is Accra. </think>\n'
+                "<answer> Accra </answer>",
+                True,
+            ),
+        ],
+        ("Accra",),
+    )
+    with trainer.torch.no_grad():
+        losses = {w: trainer._loss([tokenize(trajectory, trainer.tokenizer, w)]) for w in (1.0, 5.0, 9.0)}
+    plain = float(losses[1.0][1])
+    assert float(losses[1.0][0]) == pytest.approx(plain)
+    assert float(losses[5.0][1]) == pytest.approx(plain) and float(losses[9.0][1]) == pytest.approx(plain)
+    extra = float(losses[5.0][0]) - plain
+    assert extra > 0
+    assert float(losses[9.0][0]) - plain == pytest.approx(2 * extra, rel=1e-4)
