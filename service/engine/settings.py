@@ -89,15 +89,16 @@ class EngineSettings(BaseModel):
         default=64, ge=1, le=4096, description="Most sequences the engine batches at once."
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Engine-wide random seed.")
-    # Speculative decoding. The defaults (auto = ngram for agent traffic, no drafts above 16 sequences
-    # a step) rest on bench.client_mode's runs at concurrency 1/4/16/64 (bench/README.md).
+    # Speculative decoding. The defaults (auto = suffix, else ngram, for agent traffic; no ngram drafts
+    # above 16 sequences a step) rest on bench.client_mode's runs at concurrency 1/4/16/64 (bench/README.md).
     speculation: Speculation = Field(
         default="auto",
         description="Speculative decoding: 'ngram' drafts the next tokens by finding the last few in the "
         "prompt and trajectory (prompt lookup: an SSRL answer quotes the results just injected), "
-        "'suffix' by vLLM's suffix decoding (needs the arctic-inference package: scripts/setup.sh "
-        "--suffix), 'off' none; auto = when the server's default search mode is an agent mode (as for "
-        "the embedded model) suffix where arctic-inference is installed, else ngram; off when it is "
+        "'suffix' by vLLM's suffix decoding (needs the arctic-inference package, which "
+        "scripts/setup.sh builds where it finds a C++ compiler), 'off' none; auto = when the server's "
+        "default search mode is an agent mode (as for the embedded model) suffix where "
+        "arctic-inference is installed, else ngram; off when it is "
         "plain chat. Greedy answers stay the model's own (the target model checks every draft).",
     )
     speculative_tokens: int | None = Field(
