@@ -10,15 +10,17 @@ Systems (``--systems``; the default runs the first five):
   rendering the results itself (with this service's observation format: the model sees the same text);
 - ``vllm_loop_ngram``: the same loop over vLLM's server started with the service's ngram speculation;
 - ``real_off``: this service runs the loop and the search, ``--engine.speculation off``;
-- ``real``: the same with the service's defaults (``engine.speculation=auto``: ngram for agent traffic,
-  up to 16 sequences a step);
+- ``real``: the same with the service's defaults (``engine.speculation=auto``: for agent traffic
+  suffix decoding where arctic-inference is installed, as ``scripts/setup.sh`` does where it finds a
+  C++ compiler, else ngram up to 16 sequences a step);
 - ``client``: the service's defaults, the caller runs each search (tool calls, the SDK's ``search=``);
 - optional: ``real_ngram_cap16`` (``--engine.speculation-max-batch 16``), ``real_ngram8`` (eight
   draft tokens a step instead of four), ``real_suffix`` (vLLM's
   suffix decoding; needs arctic-inference) and ``vllm_loop_suffix`` (the loop over vLLM's server
   with the same), ``real_iomp`` (the defaults with
   ``--engine.intel-openmp auto``: Intel OpenMP in the speculating engine, as vLLM's CPU docs ask),
-  ``vllm_loop_ngram_iomp`` (``vllm_loop_ngram`` with Intel OpenMP in its server's ``LD_PRELOAD``).
+  ``vllm_loop_ngram_iomp`` (``vllm_loop_ngram`` with Intel OpenMP in its server's ``LD_PRELOAD``),
+  ``real_norep`` (the defaults without the service's repetition stop, which vLLM's server lacks).
 
 All search the same index the same way: the embedded Wikipedia summaries behind ``ssrl-retriever`` on
 loopback, called by the service's ``retriever`` backend (its cache off) or by the client. Greedy.
@@ -116,6 +118,11 @@ SYSTEMS: dict[str, Callable[[], System]] = {
     ),
     "real_suffix": lambda: System(
         "service `real`, --engine.speculation suffix", "service", args=("--engine.speculation", "suffix")
+    ),
+    "real_norep": lambda: System(
+        "service `real`, --repetition.max-pattern-size 0 (no repetition stop)",
+        "service",
+        args=("--repetition.max-pattern-size", "0"),
     ),
     "vllm_loop_ngram_iomp": lambda: System(
         "client-side loop over vLLM's server, ngram speculation, libiomp5 preloaded (as vLLM asks)",
