@@ -59,7 +59,7 @@ build_suffix() {
     "${pip[@]}" install -q --no-build-isolation --no-deps arctic-inference==0.3.0
 }
 if [ "$suffix" = auto ] && [ "$target" = cpu ]; then
-  if "$venv/bin/python" -c "import arctic_inference" 2>/dev/null; then
+  if "$venv/bin/python" -c "from service.engine.vllm import suffix_decoding_installed as ok; exit(not ok())"; then
     suffix=no                                   # already built
   elif command -v "${CXX:-c++}" >/dev/null 2>&1; then
     suffix=try
@@ -87,4 +87,10 @@ if [ -n "$extras" ] && ! { command -v chromium >/dev/null 2>&1 && command -v chr
     echo "setup: the browser tests need chromium and chromium-driver (apt-get install chromium chromium-driver, as root)" >&2
   fi
 fi
-"$venv/bin/python" -c "import importlib.util, vllm, service; print('setup: ok, vllm', vllm.__version__, '- speculation for agent traffic:', 'suffix' if importlib.util.find_spec('arctic_inference') else 'ngram')" 2>/dev/null | tail -n 1
+# The method a default server picks for agent traffic, asked of the code that picks it.
+"$venv/bin/python" -c "
+import vllm
+from service.engine.settings import EngineSettings
+from service.engine.vllm import speculation_method
+print('setup: ok, vllm', vllm.__version__, '- speculation for agent traffic:',
+      speculation_method(EngineSettings(), agent_traffic=True))" 2>/dev/null | tail -n 1
