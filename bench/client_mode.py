@@ -71,6 +71,8 @@ MAX_TURNS = Settings().agent.max_turns
 #: The service's ngram speculation, as vLLM's --speculative-config (the same config both ways).
 NGRAM = speculative_config(EngineSettings(speculation="ngram"), agent_traffic=True)
 SPEC_COUNTERS = ("vllm:spec_decode_num_draft_tokens", "vllm:spec_decode_num_accepted_tokens")
+#: Where an engine's work goes: prompt tokens (those the prefix cache held among them) and generated tokens.
+TOKEN_COUNTERS = ("vllm:prompt_tokens", "vllm:prompt_tokens_cached", "vllm:generation_tokens")
 
 
 @dataclass(frozen=True)
@@ -222,10 +224,13 @@ def vllm_loop_asker(
     return ask
 
 
-async def spec_counters(http: httpx.AsyncClient, url: str) -> dict[str, float]:
-    """vLLM's speculative-decoding counters on the service's /metrics (zeros when it does not speculate)."""
+async def spec_counters(
+    http: httpx.AsyncClient, url: str, names: tuple[str, ...] = SPEC_COUNTERS
+) -> dict[str, float]:
+    """vLLM's counters on a server's /metrics, the service's or vLLM's own: by default those of
+    speculative decoding (zeros when it does not speculate)."""
     text = (await http.get(f"{url}/metrics")).text
-    totals = dict.fromkeys(SPEC_COUNTERS, 0.0)
+    totals = dict.fromkeys(names, 0.0)
     for family in text_string_to_metric_families(text):
         if family.name in totals:
             totals[family.name] = sum(s.value for s in family.samples if s.name.endswith("_total"))
@@ -238,8 +243,11 @@ async def run_level(
     warmup: str,
     concurrency: int,
     http: httpx.AsyncClient,
-    metrics_url: str | None = None,
+    metrics_url: str,
+    speculating: bool,
 ) -> dict[str, Any]:
+    """One level on one server; the engine's token counters (its /metrics) over the level's questions.
+    ``speculating``: the row reports speculative decoding's draft and accepted tokens."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(question: str) -> Outcome:
@@ -247,7 +255,8 @@ async def run_level(
             return await ask(question)
 
     await ask(warmup)  # not counted, and never asked again
-    before = await spec_counters(http, metrics_url) if metrics_url else None
+    counters = SPEC_COUNTERS + TOKEN_COUNTERS
+    before = await spec_counters(http, metrics_url, counters)
     load_start = os.getloadavg()
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(q) for q, _ in questions))
@@ -270,9 +279,10 @@ async def run_level(
         "loadavg_end": load_end,
         "answers": [o.answer for o in outcomes],
     }
-    if before is not None and metrics_url:
-        after = await spec_counters(http, metrics_url)
-        drafted, accepted = (after[name] - before[name] for name in SPEC_COUNTERS)
+    after = await spec_counters(http, metrics_url, counters)
+    drafted, accepted, prompt, cached, generated = (after[name] - before[name] for name in counters)
+    row |= {"prompt_tokens": prompt, "prompt_tokens_cached": cached, "generation_tokens": generated}
+    if speculating:
         row |= {"draft_tokens": drafted, "accepted_tokens": accepted}
     return row
 
@@ -330,15 +340,16 @@ def measure(
         async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=128)) as http:
             if system.server == "vllm":
                 ask = vllm_loop_asker(server.url, retriever, http, tokenizer, max_tokens)
-                metrics = None
+                speculating = system.speculative_config is not None
             else:
                 client = AsyncClient(
                     base_url=server.url, model=MODEL, max_retries=0, timeout=900, http_client=http
                 )
                 ask = service_asker(client, system.mode, retriever, http, max_tokens)
-                metrics = server.url
+                speculating = True  # the service's /metrics says 0 drafted when it does not speculate
             return {
-                c: await run_level(ask, qs, warmup, c, http, metrics) for c, (warmup, qs) in levels.items()
+                c: await run_level(ask, qs, warmup, c, http, server.url, speculating)
+                for c, (warmup, qs) in levels.items()
             }
 
     return asyncio.run(go())

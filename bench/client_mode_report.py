@@ -66,6 +66,16 @@ def _acceptance(row: dict[str, Any]) -> str:
     return f"{row['accepted_tokens']:.0f} / {drafted:.0f}" if drafted else "0 / 0"
 
 
+def _tokens(row: dict[str, Any]) -> str:
+    """Per question: prompt tokens computed (not held by the prefix cache), then tokens generated."""
+    if "prompt_tokens" not in row:
+        return "n/a"
+    n = row["questions"]
+    return (
+        f"{(row['prompt_tokens'] - row['prompt_tokens_cached']) / n:.0f} / {row['generation_tokens'] / n:.0f}"
+    )
+
+
 def criteria(payload: dict[str, Any], means: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
     systems = set(payload["systems"])
     levels = sorted({c for _, c in means})
@@ -137,6 +147,7 @@ def report(payload: dict[str, Any]) -> str:
             row["searches_per_q"],
             "{} / {}".format(*same_answers([row], rows_of[baseline])),
             _acceptance(row),
+            _tokens(row),
             _load(row),
         ]
         for row in payload["rows"]
@@ -178,6 +189,7 @@ def report(payload: dict[str, Any]) -> str:
                     "searches/q",
                     f"same answer as `{baseline}`",
                     "accepted / draft tokens",
+                    "prefilled / generated tokens per q",
                     "load avg start -> end",
                 ],
                 every,

@@ -28,6 +28,12 @@ def row(system: str, repeat: int, c: int, qps: float, p50: float, answers: list[
         "loadavg_start": (0.4, 0.5, 0.6),
         "loadavg_end": (0.8, 0.5, 0.6),
         **({"draft_tokens": 100.0, "accepted_tokens": 60.0} if system.startswith("real") else {}),
+        # token counters from /metrics; rows of earlier runs lack them
+        **(
+            {"prompt_tokens": 900.0, "prompt_tokens_cached": 500.0, "generation_tokens": 240.0}
+            if system == "real"
+            else {}
+        ),
     }
 
 
@@ -97,7 +103,8 @@ def test_the_report_states_each_check_and_its_verdict() -> None:
     behind = "`vllm_loop_ngram` (same speculation): 0.80x q/s, run-to-run spread 10%: not behind by "
     assert behind + "more than the spread: NO" in text
     assert "- same answer, `real` vs `vllm_loop`: 7 / 8" in text
-    assert "| 2 | `real` | 1 | 2 | 0.42 | 2.4 | 4.8 | 0.5 | 1 | 1 | 1 / 2 | 60 / 100 | 0.40 -> 0.80 |" in text
+    # run 2 of `real` at c=1: ... same answer, accepted / drafted, prefilled / generated per question, load
+    assert "| 2 | `real` | 1 | 2 | 0.42 | 2.4 | 4.8 | 0.5 | 1 | 1 | 1 / 2 | 60 / 100 | 200 / 120 |" in text
     assert "Load average (1 min) at the start 0.30, at the end 0.90; wall time 10.0 min." in text
 
 
