@@ -227,8 +227,8 @@ def vllm_loop_asker(
 async def spec_counters(
     http: httpx.AsyncClient, url: str, names: tuple[str, ...] = SPEC_COUNTERS
 ) -> dict[str, float]:
-    """vLLM's counters on a server's /metrics, the service's or vLLM's own: by default those of
-    speculative decoding (zeros when it does not speculate)."""
+    """vLLM's counters on the service's /metrics: by default those of speculative decoding (zeros when
+    it does not speculate). vLLM's own server runs here with ``--disable-log-stats``, so it has none."""
     text = (await http.get(f"{url}/metrics")).text
     totals = dict.fromkeys(names, 0.0)
     for family in text_string_to_metric_families(text):
@@ -243,11 +243,10 @@ async def run_level(
     warmup: str,
     concurrency: int,
     http: httpx.AsyncClient,
-    metrics_url: str,
-    speculating: bool,
+    metrics_url: str | None = None,
 ) -> dict[str, Any]:
-    """One level on one server; the engine's token counters (its /metrics) over the level's questions.
-    ``speculating``: the row reports speculative decoding's draft and accepted tokens."""
+    """One level on one server; with ``metrics_url`` (the service), the engine's speculation and token
+    counters over the level's questions."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(question: str) -> Outcome:
@@ -256,7 +255,7 @@ async def run_level(
 
     await ask(warmup)  # not counted, and never asked again
     counters = SPEC_COUNTERS + TOKEN_COUNTERS
-    before = await spec_counters(http, metrics_url, counters)
+    before = await spec_counters(http, metrics_url, counters) if metrics_url else None
     load_start = os.getloadavg()
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(q) for q, _ in questions))
@@ -279,11 +278,11 @@ async def run_level(
         "loadavg_end": load_end,
         "answers": [o.answer for o in outcomes],
     }
-    after = await spec_counters(http, metrics_url, counters)
-    drafted, accepted, prompt, cached, generated = (after[name] - before[name] for name in counters)
-    row |= {"prompt_tokens": prompt, "prompt_tokens_cached": cached, "generation_tokens": generated}
-    if speculating:
+    if before is not None and metrics_url:
+        after = await spec_counters(http, metrics_url, counters)
+        drafted, accepted, prompt, cached, generated = (after[name] - before[name] for name in counters)
         row |= {"draft_tokens": drafted, "accepted_tokens": accepted}
+        row |= {"prompt_tokens": prompt, "prompt_tokens_cached": cached, "generation_tokens": generated}
     return row
 
 
@@ -340,16 +339,15 @@ def measure(
         async with httpx.AsyncClient(timeout=900, limits=httpx.Limits(max_connections=128)) as http:
             if system.server == "vllm":
                 ask = vllm_loop_asker(server.url, retriever, http, tokenizer, max_tokens)
-                speculating = system.speculative_config is not None
+                metrics = None  # started with --disable-log-stats (bench.overhead.vllm_server)
             else:
                 client = AsyncClient(
                     base_url=server.url, model=MODEL, max_retries=0, timeout=900, http_client=http
                 )
                 ask = service_asker(client, system.mode, retriever, http, max_tokens)
-                speculating = True  # the service's /metrics says 0 drafted when it does not speculate
+                metrics = server.url
             return {
-                c: await run_level(ask, qs, warmup, c, http, server.url, speculating)
-                for c, (warmup, qs) in levels.items()
+                c: await run_level(ask, qs, warmup, c, http, metrics) for c, (warmup, qs) in levels.items()
             }
 
     return asyncio.run(go())
