@@ -91,7 +91,7 @@ def criteria(payload: dict[str, Any], means: dict[tuple[str, int], dict[str, Any
                     f"- c={level}: `real` (defaults) / `{BASELINE}`: {ratio:.2f}x q/s, {p50:.2f}x p50 "
                     f"(wanted >= {wanted}x): {verdict}"
                 )
-    for loop in ("vllm_loop_ngram", "vllm_loop_ngram_iomp"):
+    for loop in ("vllm_loop_ngram", "vllm_loop_ngram_iomp", "vllm_loop_suffix"):
         if not {"real", loop} <= systems:
             continue
         for level in levels:

@@ -133,3 +133,21 @@ def test_the_ngram_baseline_is_vllms_server_with_the_services_speculative_config
     flag = ngram.index("--speculative-config")
     assert json.loads(ngram[flag + 1]) == json.loads(json.dumps(NGRAM)) and NGRAM["method"] == "ngram"
     assert ngram[:flag] + ngram[flag + 2 :] == plain  # the same server otherwise (but its port)
+
+
+def test_the_suffix_loop_is_a_same_speculation_baseline_too() -> None:
+    """Since setup builds suffix decoding, `real` speculates as vllm_loop_suffix does: the report
+    checks it against that loop as against the ngram one."""
+    suffix = [
+        row("vllm_loop_suffix", 1, 1, 0.45, 2.2, ["a", "b"]),
+        row("vllm_loop_suffix", 2, 1, 0.44, 2.3, ["a", "b"]),
+        row("vllm_loop_suffix", 1, 16, 1.47, 8.5, ["c", "d"]),
+        row("vllm_loop_suffix", 2, 16, 1.47, 8.5, ["c", "d"]),
+    ]
+    data = payload([*ROWS, *suffix])
+    data["systems"]["vllm_loop_suffix"] = "loop + suffix"
+    text = report(data)
+    check = "`real` / `vllm_loop_suffix` (same speculation): "
+    # c=1: 0.42 / 0.445 = 0.94x, outside the suffix loop's 2 % spread
+    assert f"- c=1: {check}0.94x q/s, run-to-run spread 2%: not behind by more than the spread: NO" in text
+    assert f"- c=16: {check}1.00x q/s, run-to-run spread 0%: not behind by more than the spread: yes" in text
