@@ -224,7 +224,7 @@ def vllm_loop_asker(
     return ask
 
 
-async def spec_counters(
+async def engine_counters(
     http: httpx.AsyncClient, url: str, names: tuple[str, ...] = SPEC_COUNTERS
 ) -> dict[str, float]:
     """vLLM's counters on the service's /metrics: by default those of speculative decoding (zeros when
@@ -255,7 +255,7 @@ async def run_level(
 
     await ask(warmup)  # not counted, and never asked again
     counters = SPEC_COUNTERS + TOKEN_COUNTERS
-    before = await spec_counters(http, metrics_url, counters) if metrics_url else None
+    before = await engine_counters(http, metrics_url, counters) if metrics_url else None
     load_start = os.getloadavg()
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(q) for q, _ in questions))
@@ -279,7 +279,7 @@ async def run_level(
         "answers": [o.answer for o in outcomes],
     }
     if before is not None and metrics_url:
-        after = await spec_counters(http, metrics_url, counters)
+        after = await engine_counters(http, metrics_url, counters)
         drafted, accepted, prompt, cached, generated = (after[name] - before[name] for name in counters)
         row |= {"draft_tokens": drafted, "accepted_tokens": accepted}
         row |= {"prompt_tokens": prompt, "prompt_tokens_cached": cached, "generation_tokens": generated}

@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 
 from bench._util import Server, free_port, ssrl_server, table, write_json
-from bench.client_mode import MODEL, TOKEN_COUNTERS, TOP_K, load_questions, spec_counters
+from bench.client_mode import MODEL, TOKEN_COUNTERS, TOP_K, engine_counters, load_questions
 from evals.scoring import exact_match
 from service.settings import Settings
 
@@ -134,11 +134,11 @@ async def run_cell(
         async with limit:
             return await ask(http, url, body(question, setting, max_tokens))
 
-    before = await spec_counters(http, url, TOKEN_COUNTERS)
+    before = await engine_counters(http, url, TOKEN_COUNTERS)
     started = time.perf_counter()
     outcomes = await asyncio.gather(*(one(q) for q, _ in block))
     elapsed = time.perf_counter() - started
-    after = await spec_counters(http, url, TOKEN_COUNTERS)
+    after = await engine_counters(http, url, TOKEN_COUNTERS)
     prompt, cached, generated = (after[name] - before[name] for name in TOKEN_COUNTERS)
     return {
         "prompt_tokens": prompt,

@@ -35,10 +35,10 @@ from bench.client_mode import (
     SPEC_COUNTERS,
     Outcome,
     System,
+    engine_counters,
     load_questions,
     serve,
     service_asker,
-    spec_counters,
 )
 from evals.scoring import exact_match
 from service.engine.model_files import prepare_embedded_model
@@ -72,7 +72,7 @@ def ask_all(
             started = time.perf_counter()
             outcomes = await asyncio.gather(*(one(q) for q, _ in questions))
             elapsed = time.perf_counter() - started
-            return outcomes, await spec_counters(http, server.url), elapsed
+            return outcomes, await engine_counters(http, server.url), elapsed
 
     return asyncio.run(go())
 
