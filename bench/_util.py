@@ -127,6 +127,21 @@ def ssrl_server(log_dir: Path, *extra: str, env: dict[str, str] | None = None, t
     raise AssertionError("unreachable")
 
 
+def retriever_server(log_dir: Path) -> Server:
+    """``ssrl-retriever`` (the embedded index) on a free loopback port, as every search benchmark uses it."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "service.search.retriever_server",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    return Server(args, port, log_dir / f"retriever-{port}.log")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     def cell(value: Any) -> str:
         return f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -140,3 +155,12 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, **payload}
     path.write_text(json.dumps(payload, indent=2))
+
+
+def write_results(out: Path, payload: dict[str, Any], markdown: str) -> None:
+    """A finished benchmark's JSON at ``out`` and its markdown report beside it (printed too); the
+    ``.partial.json`` it kept while running is removed."""
+    print("\n" + markdown)
+    write_json(out, payload)
+    out.with_suffix(".md").write_text(markdown + "\n")
+    out.with_suffix(".partial.json").unlink(missing_ok=True)

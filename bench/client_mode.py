@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench._util import Server, free_port, percentile, ssrl_server, write_json
+from bench._util import Server, percentile, retriever_server, ssrl_server, write_json, write_results
 from bench.client_mode_report import report
 from bench.overhead import vllm_server
 from evals.scoring import exact_match
@@ -309,20 +309,30 @@ def serve(system: System, log_dir: Path, retriever: str, model_dir: Path) -> Ite
         ) as server:
             yield server
         return
-    engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", "1", "--max-concurrency", "1000"]
+    with service_server(log_dir, retriever, *system.args, env=system.env) as server:
+        yield server
+
+
+def service_server(
+    log_dir: Path, retriever: str, *args: str, kv_cache_gib: float = 1, env: dict[str, str] | None = None
+) -> Server:
+    """This service as the benchmarks run it: real mode by default, the local index at ``retriever``,
+    the search cache off, no concurrency limit in the way; ``args`` are further flags."""
+    engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", f"{kv_cache_gib:g}"]
     search = ["--search.backend", "retriever", "--search.retriever.base-url", retriever]
-    with ssrl_server(
+    return ssrl_server(
         log_dir,
         *engine,
+        "--max-concurrency",
+        "1000",
         *search,
         "--search.cache-size",
         "0",
         "--search-mode",
         "real",
-        *system.args,
-        env=system.env,
-    ) as server:
-        yield server
+        *args,
+        env=env,
+    )
 
 
 def measure(
@@ -378,8 +388,6 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    port = free_port()
-    retriever_args = [sys.executable, "-m", "service.search.retriever_server", "--port", str(port)]
     payload: dict[str, Any] = {
         "benchmark": "client_mode",
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -389,9 +397,7 @@ def main() -> None:
         "rows": [],
     }
     started = time.monotonic()
-    with Server(
-        [*retriever_args, "--log-level", "warning"], port, log_dir / f"retriever-{port}.log"
-    ) as retriever:
+    with retriever_server(log_dir) as retriever:
         for repeat in range(args.repeat):
             order = list(systems) if repeat % 2 == 0 else list(reversed(systems))
             for name in order:
@@ -411,11 +417,7 @@ def main() -> None:
                     )
                 write_json(args.out.with_suffix(".partial.json"), payload)
     payload |= {"loadavg_end": os.getloadavg(), "wall_s": time.monotonic() - started}
-    markdown = report(payload)
-    print("\n" + markdown)
-    write_json(args.out, payload)
-    args.out.with_suffix(".md").write_text(markdown + "\n")
-    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
+    write_results(args.out, payload, report(payload))
 
 
 if __name__ == "__main__":

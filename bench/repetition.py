@@ -42,8 +42,8 @@ from typing import Any
 
 import httpx
 
-from bench._util import Server, free_port, ssrl_server, table, write_json
-from bench.client_mode import MODEL, TOKEN_COUNTERS, TOP_K, engine_counters, load_questions
+from bench._util import retriever_server, table, write_json, write_results
+from bench.client_mode import MODEL, TOKEN_COUNTERS, TOP_K, engine_counters, load_questions, service_server
 from evals.scoring import exact_match
 from service.settings import Settings
 
@@ -322,25 +322,14 @@ def main() -> None:
         "cells": [],
     }
     started = time.monotonic()
-    port = free_port()
-    retriever_cmd = [sys.executable, "-m", "service.search.retriever_server", "--port", str(port)]
-    engine = ["--engine.max-model-len", "2048", "--engine.kv-cache-gib", str(args.kv_cache_gib)]
-    engine += ["--max-concurrency", "1000"]
-    with Server(
-        [*retriever_cmd, "--log-level", "warning"], port, log_dir / f"retriever-{port}.log"
-    ) as retriever:
-        search = ["--search.backend", "retriever", "--search.retriever.base-url", retriever.url]
-        with ssrl_server(
-            log_dir, *engine, *search, "--search.cache-size", "0", "--search-mode", "real"
-        ) as server:
-            asyncio.run(measure(server.url, args, pool, payload))
+    with (
+        retriever_server(log_dir) as retriever,
+        service_server(log_dir, retriever.url, kv_cache_gib=args.kv_cache_gib) as server,
+    ):
+        asyncio.run(measure(server.url, args, pool, payload))
     payload |= {"loadavg_end": os.getloadavg(), "wall_s": time.monotonic() - started}
     payload["summary"] = summarise(payload["cells"], args.settings)
-    markdown = report(payload)
-    print("\n" + markdown)
-    write_json(args.out, payload)
-    args.out.with_suffix(".md").write_text(markdown + "\n")
-    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
+    write_results(args.out, payload, report(payload))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench._util import Server, free_port, table, write_json
+from bench._util import Server, retriever_server, table, write_json, write_results
 from bench.client_mode import (
     MODEL,
     SPEC_COUNTERS,
@@ -127,11 +127,7 @@ def main() -> None:
     runs = {"off": "off", args.speculation: args.speculation} | ({"off again": "off"} if args.control else {})
     outcomes: dict[str, list[Outcome]] = {}
     stats: dict[str, dict[str, Any]] = {}
-    port = free_port()
-    retriever_args = [sys.executable, "-m", "service.search.retriever_server", "--port", str(port)]
-    with Server(
-        [*retriever_args, "--log-level", "warning"], port, log_dir / f"retriever-{port}.log"
-    ) as retriever:
+    with retriever_server(log_dir) as retriever:
         for name, speculation in runs.items():
             system = System(name, "service", args=("--engine.speculation", speculation))
             load_start = os.getloadavg()
@@ -194,20 +190,14 @@ def main() -> None:
                 f"{d['answers'][0]!r} vs {d['answers'][1]!r}, parted at char {d['parted_at_char']} "
                 f"after ...{d['context']!r}: {d['then'][0]!r} vs {d['then'][1]!r}"
             )
-    markdown = "\n".join(lines)
-    print("\n" + markdown)
-    write_json(
-        args.out,
-        {
-            "benchmark": "speculation",
-            "args": {k: str(v) for k, v in vars(args).items()},
-            "servers": stats,
-            "comparisons": comparisons,
-            "answers": {name: [o.answer for o in got] for name, got in outcomes.items()},
-        },
-    )
-    args.out.with_suffix(".md").write_text(markdown + "\n")
-    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
+    payload = {
+        "benchmark": "speculation",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "servers": stats,
+        "comparisons": comparisons,
+        "answers": {name: [o.answer for o in got] for name, got in outcomes.items()},
+    }
+    write_results(args.out, payload, "\n".join(lines))
 
 
 if __name__ == "__main__":
